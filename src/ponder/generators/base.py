@@ -1,0 +1,104 @@
+"""The generator protocol: what every LLM backend offers to strategies.
+
+A generator is asynchronous and batched: one call takes many prompts and
+returns `n` samples for each, so a strategy can expand a whole search frontier
+in one call and a server can batch it and reuse shared prefixes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+from ponder.budget.flops import ModelShape
+from ponder.errors import ConfigError
+from ponder.types import Generation, Prompt
+
+
+@dataclass(frozen=True, slots=True)
+class SamplingParams:
+    """How to sample, validated once, shared by every prompt of a call.
+
+    - `n`: samples per prompt. Greedy decoding (`temperature=0`) has one
+      outcome, so a generator returns a single completion for it whatever `n` is.
+    - `max_tokens`: generated tokens per sample, at most.
+    - `temperature`: 0 means greedy decoding.
+    - `top_p`: nucleus sampling mass, in (0, 1].
+    - `seed`: makes a call reproducible; `None` draws fresh randomness. Each
+      prompt of a call (and, where the backend allows, each sample) gets its
+      own stream derived from the seed, so prompts do not share random numbers.
+    - `stop`: strings that end a sample (a step boundary such as "\\n" is one);
+      the returned text excludes the stop string, and `Completion.stop_string`
+      says which one matched.
+    - `logprobs`: `None` for no log-probabilities; `k >= 0` for the sampled
+      token's log-probability and the `k` most likely alternatives at each step.
+    """
+
+    n: int = 1
+    max_tokens: int = 256
+    temperature: float = 1.0
+    top_p: float = 1.0
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+    logprobs: int | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.stop, str):
+            object.__setattr__(self, "stop", (self.stop,))
+        else:
+            object.__setattr__(self, "stop", tuple(self.stop))
+        if self.n < 1:
+            raise ConfigError(f"n must be at least 1, got {self.n}")
+        if self.max_tokens < 1:
+            raise ConfigError(f"max_tokens must be at least 1, got {self.max_tokens}")
+        if self.temperature < 0:
+            raise ConfigError(f"temperature must be >= 0, got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise ConfigError(f"top_p must be in (0, 1], got {self.top_p}")
+        if any(not s for s in self.stop):
+            raise ConfigError("stop strings must not be empty")
+        if self.logprobs is not None and not 0 <= self.logprobs <= 20:
+            raise ConfigError(f"logprobs must be None or between 0 and 20, got {self.logprobs}")
+
+    def replace(self, **changes: Any) -> SamplingParams:
+        return dataclasses.replace(self, **changes)
+
+
+def derive_seed(seed: int, *indices: int) -> int:
+    """An independent 63-bit seed for item `indices` of a call seeded with `seed`."""
+    key = ":".join(str(i) for i in (seed, *indices)).encode()
+    return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "little") >> 1
+
+
+@runtime_checkable
+class Generator(Protocol):
+    """An LLM backend. Implementations: `TransformersGenerator`, `OpenAIGenerator`."""
+
+    @property
+    def name(self) -> str:
+        """The model's name, as results and cost reports show it."""
+        ...
+
+    @property
+    def shape(self) -> ModelShape | None:
+        """The model's shape for FLOPs estimates, or None when unknown."""
+        ...
+
+    async def generate(self, prompts: Sequence[Prompt], params: SamplingParams) -> list[Generation]:
+        """Sample `params.n` completions for each prompt, in order.
+
+        A backend may return fewer than `n` completions for a prompt (a server
+        that drops some); callers must not assume exactly `n`.
+        """
+        ...
+
+    async def count_prompt_tokens(self, prompts: Sequence[Prompt]) -> list[int]:
+        """Each prompt's length in tokens: exact where the backend can tell, else an upper bound."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections, threads or memory the generator holds."""
+        ...

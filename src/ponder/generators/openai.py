@@ -1,0 +1,242 @@
+"""Any OpenAI-compatible server (vLLM, SGLang, llama.cpp, Ollama, OpenAI) through the official client.
+
+Raw-text prompts, and so every continuation of a partial solution, go to
+`/v1/completions`, which continues the text verbatim. Chat prompts go to
+`/v1/chat/completions`; a chat prompt with a partial answer is sent with the
+partial answer as the final assistant message and vLLM's
+`continue_final_message` extension (SGLang honours it too).
+
+Retries use the `openai` client's own policy: exponential backoff with jitter on
+connection errors, timeouts, 408, 409, 429 and 5xx, and never on other 4xx.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+from ponder.budget.flops import ModelShape
+from ponder.errors import BackendError, ConfigError, ModelLoadError
+from ponder.generators.base import SamplingParams, derive_seed
+from ponder.types import Completion, Generation, Prompt, TokenLogprob
+
+# A chat template adds role markers and special tokens around each message. The
+# bound is generous so that FLOPs budgets stay conservative.
+_CHAT_TOKENS_PER_MESSAGE = 64
+
+
+class OpenAIGenerator:
+    """A `Generator` over an OpenAI-compatible HTTP server.
+
+    Args:
+        base_url: the server's API root, e.g. "http://127.0.0.1:8000/v1".
+        model: the served model name; default: the first model the server lists.
+        api_key: default: $OPENAI_API_KEY, or "EMPTY" for local servers.
+        max_concurrency: requests in flight at once, per generator.
+        timeout: seconds before a request is abandoned (then retried).
+        max_retries: retries of a retryable failure.
+        shape: the model's shape, for FLOPs estimates (a server does not tell it).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        model: str | None = None,
+        api_key: str | None = None,
+        max_concurrency: int = 16,
+        timeout: float = 120.0,
+        max_retries: int = 3,
+        shape: ModelShape | None = None,
+    ) -> None:
+        try:
+            import openai
+        except ImportError as exc:  # pragma: no cover - openai is a core dependency
+            raise ConfigError("the openai backend needs the openai package") from exc
+        if max_concurrency < 1:
+            raise ConfigError(f"max_concurrency must be at least 1, got {max_concurrency}")
+        self._openai = openai
+        self._base_url = base_url.rstrip("/")
+        self._client = openai.AsyncOpenAI(
+            base_url=self._base_url,
+            api_key=api_key or os.environ.get("OPENAI_API_KEY") or "EMPTY",
+            timeout=timeout,
+            max_retries=max_retries,
+        )
+        self._model = model
+        self._shape = shape
+        self._slots = asyncio.Semaphore(max_concurrency)
+
+    @property
+    def name(self) -> str:
+        return self._model or self._base_url
+
+    @property
+    def shape(self) -> ModelShape | None:
+        return self._shape
+
+    async def connect(self) -> str:
+        """Check that the server answers and knows the model; return the model's name."""
+        try:
+            models = [m.id async for m in self._client.models.list()]
+        except self._openai.APIError as exc:
+            raise ModelLoadError(f"cannot reach an OpenAI-compatible server at {self._base_url}: "
+                                 f"{_describe(exc)}") from exc
+        if self._model is None:
+            if not models:
+                raise ModelLoadError(f"the server at {self._base_url} serves no model")
+            self._model = models[0]
+        elif models and self._model not in models:
+            raise ModelLoadError(
+                f"the server at {self._base_url} does not serve {self._model!r}; it serves "
+                + ", ".join(repr(m) for m in models)
+            )
+        return self._model
+
+    async def count_prompt_tokens(self, prompts: Sequence[Prompt]) -> list[int]:
+        # The server's tokenizer is out of reach; UTF-8 bytes bound the token count of
+        # byte-level and byte-fallback BPE tokenizers.
+        bounds = []
+        for p in prompts:
+            if p.messages is None:
+                bounds.append(len(((p.text or "") + p.continuation).encode()) + 8)
+            else:
+                content = sum(len(m.content.encode()) for m in p.messages)
+                overhead = _CHAT_TOKENS_PER_MESSAGE * (len(p.messages) + 1)
+                bounds.append(content + len(p.continuation.encode()) + overhead)
+        return bounds
+
+    async def generate(self, prompts: Sequence[Prompt], params: SamplingParams) -> list[Generation]:
+        if self._model is None:
+            await self.connect()
+        if params.temperature == 0:
+            params = params.replace(n=1)  # servers refuse n > 1 with greedy decoding
+        return list(await asyncio.gather(
+            *(self._generate_one(p, params, i) for i, p in enumerate(prompts))
+        ))
+
+    async def _generate_one(self, prompt: Prompt, params: SamplingParams, index: int) -> Generation:
+        # Per-sample token counts come from the sampled tokens' log-probabilities when a
+        # request asks for several samples: `usage` only gives their total.
+        want_tokens = params.logprobs is not None or params.n > 1
+        common: dict[str, Any] = {
+            "model": self._model,
+            "n": params.n,
+            "max_tokens": params.max_tokens,
+            "temperature": params.temperature,
+            "top_p": params.top_p,
+        }
+        if params.seed is not None:
+            common["seed"] = derive_seed(params.seed, index)
+        if params.stop:
+            common["stop"] = list(params.stop)
+        async with self._slots:
+            try:
+                if prompt.messages is None:
+                    response = await self._client.completions.create(
+                        prompt=(prompt.text or "") + prompt.continuation,
+                        logprobs=(params.logprobs or 0) if want_tokens else None,
+                        **common,
+                    )
+                    completions = [_from_text_choice(c) for c in response.choices]
+                else:
+                    messages = [{"role": m.role, "content": m.content} for m in prompt.messages]
+                    extra: dict[str, Any] = {}
+                    if prompt.continuation:
+                        messages.append({"role": "assistant", "content": prompt.continuation})
+                        extra = {"continue_final_message": True, "add_generation_prompt": False}
+                    response = await self._client.chat.completions.create(
+                        messages=messages,  # type: ignore[arg-type]
+                        logprobs=want_tokens or None,
+                        top_logprobs=params.logprobs if params.logprobs else None,
+                        extra_body=extra or None,
+                        **common,
+                    )
+                    completions = [_from_chat_choice(c) for c in response.choices]
+            except self._openai.APIError as exc:
+                raise BackendError(f"{self._base_url} failed a request: {_describe(exc)}") from exc
+        usage = response.usage
+        if len(completions) == 1 and usage is not None:
+            # A single sample's exact count is the server's own total.
+            only = completions[0]
+            completions = [_with_tokens(only, usage.completion_tokens)]
+        if params.logprobs is None:
+            completions = [_without_logprobs(c) for c in completions]
+        return Generation(
+            completions=tuple(completions),
+            prompt_tokens=usage.prompt_tokens if usage is not None else 0,
+        )
+
+    async def aclose(self) -> None:
+        await self._client.close()
+
+
+def _describe(exc: Exception) -> str:
+    status = getattr(exc, "status_code", None)
+    message = getattr(exc, "message", None) or str(exc)
+    return f"HTTP {status}: {message}" if status else message
+
+
+def _finish(choice: Any) -> tuple[str, str | None]:
+    reason = "length" if choice.finish_reason == "length" else "stop"
+    # vLLM and SGLang say which stop string ended the sample; others do not.
+    extra = getattr(choice, "model_extra", None) or {}
+    stop_reason = extra.get("stop_reason", getattr(choice, "stop_reason", None))
+    return reason, stop_reason if isinstance(stop_reason, str) else None
+
+
+def _from_text_choice(choice: Any) -> Completion:
+    reason, stop_string = _finish(choice)
+    logprobs = None
+    lp = choice.logprobs
+    if lp is not None and lp.tokens is not None:
+        tops = lp.top_logprobs or [None] * len(lp.tokens)
+        logprobs = tuple(
+            TokenLogprob(
+                token=token,
+                logprob=float(value) if value is not None else float("-inf"),
+                top=tuple(sorted(((t, float(v)) for t, v in (top or {}).items()),
+                                 key=lambda item: -item[1])),
+            )
+            for token, value, top in zip(lp.tokens, lp.token_logprobs, tops, strict=True)
+        )
+    return Completion(
+        text=choice.text or "",
+        num_tokens=len(logprobs) if logprobs is not None else 0,
+        finish_reason=reason,  # type: ignore[arg-type]
+        stop_string=stop_string,
+        logprobs=logprobs,
+    )
+
+
+def _from_chat_choice(choice: Any) -> Completion:
+    reason, stop_string = _finish(choice)
+    logprobs = None
+    content = getattr(choice.logprobs, "content", None)
+    if content is not None:
+        logprobs = tuple(
+            TokenLogprob(
+                token=item.token,
+                logprob=float(item.logprob),
+                top=tuple((t.token, float(t.logprob)) for t in (item.top_logprobs or [])),
+            )
+            for item in content
+        )
+    return Completion(
+        text=choice.message.content or "",
+        num_tokens=len(logprobs) if logprobs is not None else 0,
+        finish_reason=reason,  # type: ignore[arg-type]
+        stop_string=stop_string,
+        logprobs=logprobs,
+    )
+
+
+def _with_tokens(completion: Completion, num_tokens: int) -> Completion:
+    return replace(completion, num_tokens=num_tokens)
+
+
+def _without_logprobs(completion: Completion) -> Completion:
+    return replace(completion, logprobs=None)

@@ -1,0 +1,301 @@
+"""Local Hugging Face causal LMs, batched, with a KV cache, on CPU or GPU.
+
+ponder runs its own decoding loop instead of `model.generate` for three reasons:
+each sample gets its own random stream (so a sample does not change when other
+prompts share its batch), stop strings are checked on each row's new text only,
+and log-probabilities come from the raw logits one step at a time instead of a
+stored `[steps, batch, vocab]` tensor. A prompt is prefilled once and its cache
+repeated for its `n` samples.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ponder.budget.flops import ModelShape
+from ponder.errors import ConfigError, ModelLoadError
+from ponder.generators.base import SamplingParams, derive_seed
+from ponder.types import Completion, Generation, Prompt, TokenLogprob
+
+
+_ANCHOR_TOKENS = 4
+
+
+@dataclass(slots=True)
+class _Row:
+    """One sample being decoded."""
+
+    anchor: list[int]  # the prompt's last tokens, to decode the sample in context
+    tokens: list[int] = field(default_factory=list)
+    logprobs: list[TokenLogprob] = field(default_factory=list)
+    finish: str | None = None
+    stop_string: str | None = None
+
+
+class TransformersGenerator:
+    """A `Generator` over a local Hugging Face causal-LM folder.
+
+    Args:
+        path: the model folder (`config.json`, weights, tokenizer files).
+        device: "cpu", "cuda", "cuda:1", ...; default: CUDA when available.
+        dtype: torch dtype name; default float32 on CPU and the folder's own dtype on GPU.
+        max_batch_size: most sequences decoded together; larger calls are split.
+        name: the name reported in results; default: the folder's name.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        device: str | None = None,
+        dtype: str | None = None,
+        max_batch_size: int = 64,
+        name: str | None = None,
+    ) -> None:
+        try:
+            import torch
+            from transformers import AutoModelForCausalLM, AutoTokenizer
+        except ImportError as exc:
+            raise ConfigError(
+                "the transformers backend needs torch and transformers: pip install 'ponder[hf]'"
+            ) from exc
+        folder = Path(path).expanduser()
+        if not folder.is_dir():
+            raise ModelLoadError(f"model folder not found: {folder}")
+        if not (folder / "config.json").is_file():
+            raise ModelLoadError(f"{folder} is not a Hugging Face model folder (no config.json)")
+        if max_batch_size < 1:
+            raise ConfigError(f"max_batch_size must be at least 1, got {max_batch_size}")
+        self._torch = torch
+        self._device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        if dtype is not None:
+            torch_dtype: Any = getattr(torch, dtype)
+        else:
+            torch_dtype = torch.float32 if self._device.type == "cpu" else "auto"
+        try:
+            self._tokenizer = AutoTokenizer.from_pretrained(folder)
+            self._model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch_dtype)
+        except (OSError, ValueError, KeyError) as exc:
+            raise ModelLoadError(f"could not load the model in {folder}: {exc}") from exc
+        self._model.to(self._device).eval()
+        self._name = name or folder.name
+        self._max_batch_size = max_batch_size
+        self._lock = threading.Lock()
+        config = self._model.config
+        total = sum(p.numel() for p in self._model.parameters())
+        self._shape = ModelShape.from_hf_config(config, total)
+        self._context = getattr(config, "max_position_embeddings", None)
+        self._eos_ids = self._find_eos_ids()
+        pad = self._tokenizer.pad_token_id
+        self._pad_id = pad if pad is not None else min(self._eos_ids)
+
+    def _find_eos_ids(self) -> frozenset[int]:
+        ids: set[int] = set()
+        for source in (self._model.generation_config, self._model.config, self._tokenizer):
+            value = getattr(source, "eos_token_id", None)
+            if isinstance(value, int):
+                ids.add(value)
+            elif isinstance(value, list | tuple):
+                ids.update(v for v in value if isinstance(v, int))
+        if not ids:
+            raise ModelLoadError(f"{self._name} declares no end-of-sequence token")
+        return frozenset(ids)
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def shape(self) -> ModelShape:
+        return self._shape
+
+    @property
+    def tokenizer(self) -> Any:
+        return self._tokenizer
+
+    def render(self, prompt: Prompt) -> str:
+        """The exact text the model continues for `prompt`."""
+        if prompt.messages is None:
+            return (prompt.text or "") + prompt.continuation
+        if not getattr(self._tokenizer, "chat_template", None):
+            raise ConfigError(
+                f"{self._name} has no chat template; give it raw-text prompts instead of messages"
+            )
+        messages = [{"role": m.role, "content": m.content} for m in prompt.messages]
+        text = self._tokenizer.apply_chat_template(
+            messages, tokenize=False, add_generation_prompt=True
+        )
+        return text + prompt.continuation
+
+    def _encode(self, prompt: Prompt) -> list[int]:
+        # Chat templates write their own special tokens; raw text gets the tokenizer's (BOS).
+        ids = self._tokenizer(self.render(prompt), add_special_tokens=not prompt.is_chat).input_ids
+        if not ids:
+            raise ConfigError("cannot generate from an empty prompt")
+        if self._context is not None and len(ids) >= self._context:
+            raise ConfigError(
+                f"prompt of {len(ids)} tokens does not fit {self._name}'s context of {self._context}"
+            )
+        return ids
+
+    async def count_prompt_tokens(self, prompts: Sequence[Prompt]) -> list[int]:
+        return [len(self._encode(p)) for p in prompts]
+
+    async def generate(self, prompts: Sequence[Prompt], params: SamplingParams) -> list[Generation]:
+        return await asyncio.to_thread(self.generate_blocking, prompts, params)
+
+    def generate_blocking(
+        self, prompts: Sequence[Prompt], params: SamplingParams
+    ) -> list[Generation]:
+        """`generate`, in the calling thread (one generation at a time per model)."""
+        encoded = [self._encode(p) for p in prompts]
+        if params.temperature == 0:
+            params = params.replace(n=1)
+        base_seed = params.seed if params.seed is not None else secrets.randbits(62)
+        per_chunk = max(1, self._max_batch_size // params.n)
+        results: list[Generation] = []
+        with self._lock:
+            for start in range(0, len(encoded), per_chunk):
+                chunk = encoded[start : start + per_chunk]
+                results.extend(self._decode_chunk(chunk, params, base_seed, start))
+        return results
+
+    def _decode_chunk(
+        self, chunk: list[list[int]], params: SamplingParams, base_seed: int, offset: int
+    ) -> list[Generation]:
+        torch = self._torch
+        from transformers import DynamicCache
+
+        n, device = params.n, self._device
+        width = max(len(ids) for ids in chunk)
+        input_ids = torch.full((len(chunk), width), self._pad_id, dtype=torch.long)
+        mask = torch.zeros((len(chunk), width), dtype=torch.long)
+        for b, ids in enumerate(chunk):  # left padding keeps every row's last token aligned
+            input_ids[b, width - len(ids) :] = torch.tensor(ids)
+            mask[b, width - len(ids) :] = 1
+        input_ids, mask = input_ids.to(device), mask.to(device)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        room = params.max_tokens if self._context is None else min(
+            params.max_tokens, self._context - width
+        )
+        rows = [_Row(anchor=ids[-_ANCHOR_TOKENS:]) for ids in chunk for _ in range(n)]
+        rngs = [
+            torch.Generator(device=device).manual_seed(derive_seed(base_seed, offset + b, i))
+            for b in range(len(chunk))
+            for i in range(n)
+        ]
+        with torch.inference_mode():
+            cache = DynamicCache(config=self._model.config)
+            out = self._model(
+                input_ids=input_ids, attention_mask=mask, position_ids=positions,
+                past_key_values=cache, use_cache=True, logits_to_keep=1,
+            )
+            logits = out.logits[:, -1, :].float()
+            if n > 1:
+                cache.batch_repeat_interleave(n)
+                logits = logits.repeat_interleave(n, dim=0)
+                mask = mask.repeat_interleave(n, dim=0)
+                positions = positions.repeat_interleave(n, dim=0)
+            next_position = positions[:, -1:] + 1
+            for _ in range(room):
+                chosen = self._sample(logits, params, rngs, rows)
+                self._record(rows, chosen, logits, params)
+                if all(r.finish for r in rows):
+                    break
+                mask = torch.cat([mask, mask.new_ones((len(rows), 1))], dim=1)
+                out = self._model(
+                    input_ids=chosen.unsqueeze(1), attention_mask=mask, position_ids=next_position,
+                    past_key_values=cache, use_cache=True,
+                )
+                logits = out.logits[:, -1, :].float()
+                next_position = next_position + 1
+        return [
+            Generation(
+                completions=tuple(self._completion(r, params.stop) for r in rows[b * n : (b + 1) * n]),
+                prompt_tokens=len(ids),
+            )
+            for b, ids in enumerate(chunk)
+        ]
+
+    def _sample(self, logits: Any, params: SamplingParams, rngs: list[Any], rows: list[_Row]) -> Any:
+        torch = self._torch
+        if params.temperature == 0:
+            return logits.argmax(dim=-1)
+        probs = torch.softmax(logits / params.temperature, dim=-1)
+        if params.top_p < 1.0:
+            sorted_probs, order = probs.sort(dim=-1, descending=True)
+            outside = sorted_probs.cumsum(dim=-1) - sorted_probs > params.top_p
+            sorted_probs = sorted_probs.masked_fill(outside, 0.0)
+            probs = torch.zeros_like(probs).scatter(-1, order, sorted_probs)
+        chosen = torch.full((len(rows),), self._pad_id, dtype=torch.long, device=logits.device)
+        for r, row in enumerate(rows):
+            if row.finish is None:
+                chosen[r] = torch.multinomial(probs[r], 1, generator=rngs[r])[0]
+        return chosen
+
+    def _record(self, rows: list[_Row], chosen: Any, logits: Any, params: SamplingParams) -> None:
+        """Append each live row's new token, then end rows that hit EOS or a stop string."""
+        logp = self._torch.log_softmax(logits, dim=-1) if params.logprobs is not None else None
+        lookback = 4 * max((len(s) for s in params.stop), default=0) + 8
+        for r, row in enumerate(rows):
+            if row.finish is not None:
+                continue
+            token = int(chosen[r])
+            row.tokens.append(token)
+            if logp is not None:
+                row.logprobs.append(self._token_logprob(logp[r], token, params.logprobs or 0))
+            if token in self._eos_ids:
+                row.finish = "stop"
+            elif params.stop:
+                tail = self._tokenizer.decode(row.tokens[-lookback:], skip_special_tokens=True)
+                hit = next((s for s in params.stop if s in tail), None)
+                if hit is not None:
+                    row.finish, row.stop_string = "stop", hit
+
+    def _token_logprob(self, logp: Any, token: int, top: int) -> TokenLogprob:
+        decode = self._tokenizer.decode
+        alternatives: tuple[tuple[str, float], ...] = ()
+        if top:
+            values, ids = logp.topk(top)
+            alternatives = tuple(
+                (decode([int(i)]), float(v)) for v, i in zip(values, ids, strict=True)
+            )
+        return TokenLogprob(token=decode([token]), logprob=float(logp[token]), top=alternatives)
+
+    def _decode_in_context(self, row: _Row) -> str:
+        """The sample's text as it continues the prompt.
+
+        Decoding the new tokens alone would drop the space SentencePiece marks on
+        a first token ("▁is" -> "is"); decoding them after the prompt's last tokens
+        and removing those keeps it, as a server's incremental detokenizer does.
+        """
+        decode = self._tokenizer.decode
+        anchor = decode(row.anchor, skip_special_tokens=True)
+        both = decode(row.anchor + row.tokens, skip_special_tokens=True)
+        if anchor and both.startswith(anchor):
+            return both[len(anchor) :]
+        return decode(row.tokens, skip_special_tokens=True)
+
+    def _completion(self, row: _Row, stop: tuple[str, ...]) -> Completion:
+        text = self._decode_in_context(row)
+        stop_string = None
+        hits = sorted((text.find(s), s) for s in stop if s in text) if row.stop_string else []
+        if hits:
+            cut, stop_string = hits[0]
+            text = text[:cut]
+        return Completion(
+            text=text,
+            num_tokens=len(row.tokens),
+            finish_reason="stop" if row.finish else "length",
+            stop_string=stop_string,
+            logprobs=tuple(row.logprobs) if row.logprobs else None,
+        )
+
+    async def aclose(self) -> None:
+        return None

@@ -1,0 +1,123 @@
+"""Build a tiny Llama folder for smoke tests and the first demo, in about a minute on a CPU.
+
+The folder is an ordinary Hugging Face model folder (`config.json`,
+`model.safetensors`, `tokenizer.model`, `tokenizer.json`, a chat template), so the
+same files exercise the transformers backend and a real vLLM server. The model
+is trained briefly on two-number sums written in ponder's default math chat
+format, so that its next-token distributions are peaked (greedy decoding is
+stable across backends) and `ponder solve` on such a sum gives a well-formed,
+often right, answer. The trained embedded models replace it as ponder's
+default (see the embedded-default issue).
+
+    python -m ponder.models.tiny OUT_DIR
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+CHAT_TEMPLATE = (
+    "{{ bos_token }}{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
+    "{% if add_generation_prompt %}assistant: {% endif %}"
+)
+# The same instruction as ponder.tasks.MATH_CHAT; kept literal so this module needs no ponder import.
+INSTRUCTION = (
+    "Solve the following problem step by step. Put your final answer within \\boxed{}.\n\n"
+)
+
+
+def _example(rng: random.Random) -> tuple[str, str]:
+    a, b = rng.randint(0, 99), rng.randint(0, 99)
+    return f"What is {a} + {b}?", f"{a} + {b} = {a + b}\n\nThe answer is \\boxed{{{a + b}}}."
+
+
+def train_tokenizer(out_dir: Path, seed: int = 0, vocab_size: int = 320) -> None:
+    """Train a SentencePiece BPE tokenizer (byte fallback, one token per digit) into `out_dir`."""
+    import sentencepiece as spm
+    from transformers import AutoTokenizer
+
+    rng = random.Random(seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        corpus = Path(tmp, "corpus.txt")
+        corpus.write_text("\n".join(
+            f"user: {INSTRUCTION}{q}\nassistant: {a}" for q, a in (_example(rng) for _ in range(2000))
+        ))
+        spm.SentencePieceTrainer.train(
+            input=str(corpus), model_prefix=str(Path(tmp, "sp")), vocab_size=vocab_size,
+            model_type="bpe", byte_fallback=True, split_digits=True, character_coverage=1.0,
+            normalization_rule_name="identity", remove_extra_whitespaces=False,
+            unk_id=0, bos_id=1, eos_id=2, pad_id=3, num_threads=1, minloglevel=2,
+        )
+        src = Path(tmp, "hf")
+        src.mkdir()
+        shutil.copy(Path(tmp, "sp.model"), src / "tokenizer.model")
+        (src / "tokenizer_config.json").write_text(json.dumps({
+            "tokenizer_class": "LlamaTokenizer", "bos_token": "<s>", "eos_token": "</s>",
+            "unk_token": "<unk>", "pad_token": "<pad>", "add_bos_token": True,
+            "add_eos_token": False, "legacy": False,
+        }))
+        tokenizer = AutoTokenizer.from_pretrained(src)
+        tokenizer.chat_template = CHAT_TEMPLATE
+        tokenizer.save_pretrained(out_dir)
+        # llama.cpp's converter and SentencePiece users read the original model file.
+        shutil.copy(src / "tokenizer.model", out_dir / "tokenizer.model")
+
+
+def build_tiny_model(out_dir: str | Path, seed: int = 0, steps: int = 600) -> Path:
+    """Write a tiny Llama (2 layers, hidden 128, ~0.3M parameters), trained `steps` steps."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    train_tokenizer(out, seed)
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=128, intermediate_size=256,
+        num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1,
+        max_position_embeddings=1024, tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    torch.manual_seed(seed)
+    model = LlamaForCausalLM(config)
+    _train(model, tokenizer, seed, steps)
+    model.save_pretrained(out)
+    return out
+
+
+def _train(model, tokenizer, seed: int, steps: int, batch: int = 32) -> None:  # noqa: ANN001
+    import torch
+
+    rng = random.Random(seed + 1)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.0)
+    model.train()
+    for step in range(steps):
+        texts = []
+        for _ in range(batch):
+            question, answer = _example(rng)
+            prompt = tokenizer.apply_chat_template(
+                [{"role": "user", "content": INSTRUCTION + question}],
+                tokenize=False, add_generation_prompt=True,
+            )
+            texts.append(prompt + answer + tokenizer.eos_token)
+        encoded = tokenizer(texts, add_special_tokens=False, padding=True, return_tensors="pt")
+        labels = encoded.input_ids.masked_fill(encoded.attention_mask == 0, -100)
+        for group in optimizer.param_groups:  # linear decay to a tenth
+            group["lr"] = 3e-3 * (1 - 0.9 * step / steps)
+        loss = model(**encoded, labels=labels).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    model.eval()
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit("usage: python -m ponder.models.tiny OUT_DIR")
+    print(build_tiny_model(sys.argv[1]))

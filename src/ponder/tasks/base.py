@@ -1,0 +1,98 @@
+"""A task: problems, how to prompt a model with one, and how to grade what it answers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ponder.errors import ConfigError
+from ponder.tasks.extract import extract_answer
+from ponder.tasks.grading import MathGrader
+from ponder.types import Candidate, Completion, Message, Prompt, Step
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One problem: an id, the question, the gold answer (None when unknown), extra fields."""
+
+    id: str
+    question: str
+    answer: str | None = None
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class PromptFormat:
+    """How a question becomes a prompt.
+
+    `template` has one `{question}` field. With `chat=True` the rendered template
+    is the user message (after `system`, if any); with `chat=False` it is raw text
+    for a base model to continue.
+    """
+
+    template: str = "{question}"
+    chat: bool = True
+    system: str | None = None
+
+    def __post_init__(self) -> None:
+        if "{question}" not in self.template:
+            raise ConfigError("a prompt template needs a {question} field")
+
+    def render(self, question: str) -> Prompt:
+        text = self.template.format(question=question)
+        if not self.chat:
+            return Prompt.raw(text)
+        messages = [Message("system", self.system)] if self.system else []
+        return Prompt.chat([*messages, Message("user", text)])
+
+
+MATH_CHAT = PromptFormat(
+    "Solve the following problem step by step. Put your final answer within \\boxed{{}}.\n\n"
+    "{question}"
+)
+MATH_RAW = PromptFormat("Problem: {question}\nSolution:", chat=False)
+
+Extractor = Callable[[str], "str | None"]
+Grader = Callable[["str | None", str], bool]
+
+
+@dataclass(frozen=True)
+class Task:
+    """Problems plus the prompt format, step boundary, answer extractor and grader that fit them.
+
+    `step_separator` is the text between reasoning steps: step-level search stops
+    generation on it, and candidates are split on it.
+    """
+
+    name: str
+    problems: Sequence[Problem]
+    prompt_format: PromptFormat = MATH_CHAT
+    step_separator: str = "\n\n"
+    extractor: Extractor = extract_answer
+    grader: Grader = field(default_factory=MathGrader)
+
+    def prompt(self, problem: Problem) -> Prompt:
+        return self.prompt_format.render(problem.question)
+
+    def candidate(self, completion: Completion, prefix: str = "") -> Candidate:
+        """A completion (after a partial solution `prefix`) as a candidate with its steps and answer."""
+        text = prefix + completion.text
+        steps = tuple(Step(s) for s in text.split(self.step_separator) if s.strip())
+        return Candidate(
+            text=text,
+            steps=steps,
+            answer=self.extractor(text),
+            num_tokens=completion.num_tokens,
+            finish_reason=completion.finish_reason,
+        )
+
+    def is_correct(self, answer: str | None, problem: Problem) -> bool:
+        if problem.answer is None:
+            raise ConfigError(f"problem {problem.id} has no gold answer to grade against")
+        return self.grader(answer, problem.answer)
+
+    def with_format(self, prompt_format: PromptFormat) -> Task:
+        from dataclasses import replace
+
+        return replace(self, prompt_format=prompt_format)

@@ -1,0 +1,199 @@
+"""The openai backend over real HTTP: a real vLLM server, and a loopback server for faults."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from ponder import BackendError, Message, ModelLoadError, Prompt, SamplingParams
+from ponder.generators.openai import OpenAIGenerator
+from ponder.sync import run_sync
+
+RAW = Prompt.raw("Question: What is 12 + 30?\nStep:")
+OTHER = Prompt.raw("Question: What is 7 * 6?\n")
+
+
+def generate(generator, prompts, **params):
+    return run_sync(generator.generate(prompts, SamplingParams(**params)))
+
+
+@pytest.fixture(scope="module")
+def server_generator(vllm_url):
+    generator = OpenAIGenerator(vllm_url)
+    assert run_sync(generator.connect()) == "tiny"
+    yield generator
+    run_sync(generator.aclose())
+
+
+@pytest.mark.vllm
+def test_samples_counts_and_usage(server_generator, hf_generator):
+    out = generate(server_generator, [RAW, OTHER], n=3, max_tokens=16, seed=0)
+    assert [len(g.completions) for g in out] == [3, 3]
+    assert out[0].prompt_tokens == len(hf_generator.tokenizer(RAW.text).input_ids)
+    for completion in out[0].completions:
+        assert 1 <= completion.num_tokens <= 16
+        assert completion.logprobs is None, "logprobs only when asked for"
+
+
+@pytest.mark.vllm
+def test_greedy_output_matches_the_transformers_backend(server_generator, hf_generator):
+    server = generate(server_generator, [RAW, OTHER], n=1, max_tokens=20, temperature=0)
+    local = generate(hf_generator, [RAW, OTHER], n=1, max_tokens=20, temperature=0)
+    for s, h in zip(server, local, strict=True):
+        assert s.completions[0].text == h.completions[0].text
+        assert s.completions[0].num_tokens == h.completions[0].num_tokens
+        assert s.prompt_tokens == h.prompt_tokens
+
+
+@pytest.mark.vllm
+def test_seeds_reproduce_and_prompts_get_their_own_streams(server_generator):
+    first = generate(server_generator, [RAW, RAW], n=2, max_tokens=16, seed=4)
+    again = generate(server_generator, [RAW, RAW], n=2, max_tokens=16, seed=4)
+    assert first == again
+    # The same prompt twice in one call is two independent draws, not a copy.
+    assert first[0].completions != first[1].completions
+
+
+@pytest.mark.vllm
+def test_stop_strings_and_which_one_matched(server_generator):
+    [free] = generate(server_generator, [RAW], n=1, max_tokens=40, seed=11)
+    text = free.completions[0].text
+    stop = text[3:5]
+    [stopped] = generate(server_generator, [RAW], n=1, max_tokens=40, seed=11, stop=(stop,))
+    completion = stopped.completions[0]
+    assert completion.text == text[: text.index(stop)]
+    assert (completion.finish_reason, completion.stop_string) == ("stop", stop)
+
+
+@pytest.mark.vllm
+def test_logprobs_have_one_entry_per_generated_token(server_generator):
+    [out] = generate(server_generator, [RAW], n=2, max_tokens=12, seed=1, logprobs=2)
+    for completion in out.completions:
+        assert completion.logprobs is not None
+        assert len(completion.logprobs) == completion.num_tokens
+        assert all(t.logprob <= 0 and t.top for t in completion.logprobs)
+
+
+@pytest.mark.vllm
+def test_chat_and_chat_continuation(server_generator, hf_generator):
+    chat = Prompt.chat([Message("user", "What is 2 + 2?")])
+    [plain] = generate(server_generator, [chat], n=2, max_tokens=8, seed=0)
+    assert len(plain.completions) == 2
+    partial = chat.continued("The answer")
+    [server] = generate(server_generator, [partial], n=1, max_tokens=10, temperature=0)
+    [local] = generate(hf_generator, [partial], n=1, max_tokens=10, temperature=0)
+    assert server.completions[0].text == local.completions[0].text
+    assert server.prompt_tokens == local.prompt_tokens
+
+
+@pytest.mark.vllm
+def test_unknown_model_is_a_clear_error(vllm_url):
+    generator = OpenAIGenerator(vllm_url, model="no-such-model")
+    with pytest.raises(ModelLoadError, match="does not serve 'no-such-model'"):
+        run_sync(generator.connect())
+
+
+@pytest.mark.vllm
+def test_a_prompt_longer_than_the_context_is_a_backend_error(server_generator):
+    too_long = Prompt.raw("1 + 1 = 2. " * 400)
+    with pytest.raises(BackendError, match="HTTP 400"):
+        generate(server_generator, [too_long], max_tokens=4)
+
+
+def test_unreachable_server_is_a_clear_error():
+    generator = OpenAIGenerator("http://127.0.0.1:9/v1", max_retries=0, timeout=5)
+    with pytest.raises(ModelLoadError, match="cannot reach"):
+        run_sync(generator.connect())
+
+
+# Faults a real server will not produce on demand (a 503, a slow reply) come from a
+# loopback HTTP server that speaks just enough of the API.
+class _Faulty(BaseHTTPRequestHandler):
+    def log_message(self, *args):  # keep test output clean
+        pass
+
+    def do_POST(self):  # noqa: N802 - the stdlib's naming
+        state = self.server.state  # type: ignore[attr-defined]
+        with state["lock"]:
+            state["requests"] += 1
+            state["in_flight"] += 1
+            state["peak"] = max(state["peak"], state["in_flight"])
+            status = state["statuses"].pop(0) if state["statuses"] else 200
+        time.sleep(state["delay"])
+        body = {"error": {"message": "try again", "type": "server_error"}}
+        if status == 200:
+            body = {
+                "id": "x", "object": "text_completion", "created": 0, "model": "fake",
+                "choices": [{"index": 0, "text": " 42", "finish_reason": "stop", "logprobs": None}],
+                "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7},
+            }
+        payload = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+        with state["lock"]:
+            state["in_flight"] -= 1
+
+
+@pytest.fixture
+def faulty_server():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Faulty)
+    server.state = {  # type: ignore[attr-defined]
+        "lock": threading.Lock(), "requests": 0, "in_flight": 0, "peak": 0,
+        "statuses": [], "delay": 0.0,
+    }
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+
+
+def _url(server) -> str:
+    return f"http://127.0.0.1:{server.server_address[1]}/v1"
+
+
+def test_retries_retryable_errors_with_backoff(faulty_server):
+    faulty_server.state["statuses"] = [503, 503]
+    generator = OpenAIGenerator(_url(faulty_server), model="fake", max_retries=3)
+    [out] = generate(generator, [RAW], max_tokens=4)
+    assert out.completions[0].text == " 42"
+    assert out.completions[0].num_tokens == 2
+    assert faulty_server.state["requests"] == 3
+
+
+def test_does_not_retry_a_bad_request(faulty_server):
+    faulty_server.state["statuses"] = [400, 400, 400]
+    generator = OpenAIGenerator(_url(faulty_server), model="fake", max_retries=3)
+    with pytest.raises(BackendError, match="HTTP 400"):
+        generate(generator, [RAW], max_tokens=4)
+    assert faulty_server.state["requests"] == 1
+
+
+def test_gives_up_after_max_retries(faulty_server):
+    faulty_server.state["statuses"] = [503] * 10
+    generator = OpenAIGenerator(_url(faulty_server), model="fake", max_retries=2)
+    with pytest.raises(BackendError, match="HTTP 503"):
+        generate(generator, [RAW], max_tokens=4)
+    assert faulty_server.state["requests"] == 3
+
+
+def test_concurrency_limit_holds(faulty_server):
+    faulty_server.state["delay"] = 0.2
+    generator = OpenAIGenerator(_url(faulty_server), model="fake", max_concurrency=2)
+    out = generate(generator, [RAW] * 6, max_tokens=4)
+    assert len(out) == 6
+    assert faulty_server.state["peak"] == 2
+
+
+def test_timeouts_are_retried_then_reported(faulty_server):
+    faulty_server.state["delay"] = 1.5
+    generator = OpenAIGenerator(_url(faulty_server), model="fake", timeout=0.3, max_retries=1)
+    with pytest.raises(BackendError, match="timed out"):
+        generate(generator, [RAW], max_tokens=4)
+    assert faulty_server.state["requests"] == 2
