@@ -116,7 +116,7 @@ class _Faulty(BaseHTTPRequestHandler):
     def log_message(self, *args):  # keep test output clean
         pass
 
-    def do_POST(self):  # noqa: N802 - the stdlib's naming
+    def do_POST(self):
         state = self.server.state  # type: ignore[attr-defined]
         with state["lock"]:
             state["requests"] += 1
@@ -127,7 +127,10 @@ class _Faulty(BaseHTTPRequestHandler):
         body = {"error": {"message": "try again", "type": "server_error"}}
         if status == 200:
             body = {
-                "id": "x", "object": "text_completion", "created": 0, "model": "fake",
+                "id": "x",
+                "object": "text_completion",
+                "created": 0,
+                "model": "fake",
                 "choices": [{"index": 0, "text": " 42", "finish_reason": "stop", "logprobs": None}],
                 "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7},
             }
@@ -145,8 +148,12 @@ class _Faulty(BaseHTTPRequestHandler):
 def faulty_server():
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Faulty)
     server.state = {  # type: ignore[attr-defined]
-        "lock": threading.Lock(), "requests": 0, "in_flight": 0, "peak": 0,
-        "statuses": [], "delay": 0.0,
+        "lock": threading.Lock(),
+        "requests": 0,
+        "in_flight": 0,
+        "peak": 0,
+        "statuses": [],
+        "delay": 0.0,
     }
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

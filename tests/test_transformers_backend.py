@@ -93,7 +93,9 @@ def test_chat_prompts_use_the_chat_template(hf_generator):
     rendered = hf_generator.render(chat)
     assert rendered == "<s>user: What is 2 + 2?\nassistant: The"
     [out] = generate(hf_generator, [chat], n=1, max_tokens=5, seed=0)
-    assert out.prompt_tokens == len(hf_generator.tokenizer(rendered, add_special_tokens=False).input_ids)
+    assert out.prompt_tokens == len(
+        hf_generator.tokenizer(rendered, add_special_tokens=False).input_ids
+    )
 
 
 def test_chat_prompt_without_template_is_a_clear_error(tiny_model, tmp_path):

@@ -1,8 +1,8 @@
 """ponder: compute-optimal test-time scaling for LLM reasoning.
 
-    import ponder
-    result = ponder.solve("What is 17 * 23?", model="path/to/model-folder")
-    print(result.answer, result.cost.generated_tokens)
+import ponder
+result = ponder.solve("What is 17 * 23?", model="path/to/model-folder")
+print(result.answer, result.cost.generated_tokens)
 """
 
 from ponder.budget import Budget, BudgetMeter, ModelShape

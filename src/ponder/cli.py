@@ -33,18 +33,29 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     solve = commands.add_parser("solve", help="answer one problem")
     solve.add_argument("problem", help="the problem text")
-    solve.add_argument("--model", required=True,
-                       help="a Hugging Face model folder, or an OpenAI-compatible server URL")
+    solve.add_argument(
+        "--model",
+        required=True,
+        help="a Hugging Face model folder, or an OpenAI-compatible server URL",
+    )
     solve.add_argument("--served-model", help="the model name on the server (default: its first)")
-    solve.add_argument("--format", choices=("auto", "chat", "raw"), default="auto",
-                       help="prompt as chat messages or raw text (default: by the model)")
+    solve.add_argument(
+        "--format",
+        choices=("auto", "chat", "raw"),
+        default="auto",
+        help="prompt as chat messages or raw text (default: by the model)",
+    )
     solve.add_argument("--budget", help="N samples, or tokens=N, or flops=X")
     solve.add_argument("--max-tokens", type=int, default=512)
     solve.add_argument("--temperature", type=float, default=0.0)
     solve.add_argument("--seed", type=int, default=0)
     solve.add_argument("--json", action="store_true", help="print the whole result as JSON")
-    solve.add_argument("-v", "--verbose", action="store_true",
-                       help="also print the solution and its cost on stderr")
+    solve.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="also print the solution and its cost on stderr",
+    )
     return parser
 
 
@@ -59,9 +70,7 @@ def _solve(args: argparse.Namespace) -> int:
 
     if not args.problem.strip():
         raise _UsageError("the problem is empty: give the question to solve")
-    params = SingleParams(
-        temperature=args.temperature, max_tokens=args.max_tokens, seed=args.seed
-    )
+    params = SingleParams(temperature=args.temperature, max_tokens=args.max_tokens, seed=args.seed)
     budget = Budget.parse(args.budget) if args.budget else None
     generator = load_generator(args.model, model=args.served_model)
     if isinstance(generator, OpenAIGenerator):
@@ -78,8 +87,11 @@ def _solve(args: argparse.Namespace) -> int:
     if args.verbose and result.chosen is not None:
         cost = result.cost
         print(f"\n{result.chosen.text}\n", file=sys.stderr)
-        print(f"[{cost.generated_tokens} generated + {cost.prompt_tokens} prompt tokens, "
-              f"{cost.flops:.3g} FLOPs, {cost.wall_seconds:.2f} s]", file=sys.stderr)
+        print(
+            f"[{cost.generated_tokens} generated + {cost.prompt_tokens} prompt tokens, "
+            f"{cost.flops:.3g} FLOPs, {cost.wall_seconds:.2f} s]",
+            file=sys.stderr,
+        )
     return 0
 
 

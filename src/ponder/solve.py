@@ -32,7 +32,9 @@ async def asolve(
     """Answer `question` with `generator` (async)."""
     if not question.strip():
         raise ConfigError("the problem is empty: give the question to solve")
-    task = Task(name="question", problems=(), prompt_format=prompt_format or default_format(generator))
+    task = Task(
+        name="question", problems=(), prompt_format=prompt_format or default_format(generator)
+    )
     strategy = Single(generator, task, params)
     return await strategy.arun(Problem(id="question", question=question), budget)
 

@@ -137,7 +137,10 @@ class Cost:
 
     def __add__(self, other: Cost) -> Cost:
         return Cost(
-            **{f.name: getattr(self, f.name) + getattr(other, f.name) for f in dataclasses.fields(self)}
+            **{
+                f.name: getattr(self, f.name) + getattr(other, f.name)
+                for f in dataclasses.fields(self)
+            }
         )
 
 

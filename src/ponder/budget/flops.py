@@ -66,7 +66,9 @@ class ModelShape:
 
     def prefill_flops(self, prompt_tokens: int) -> float:
         p = prompt_tokens
-        return 2.0 * self.matmul_params * p + 4.0 * self.num_layers * self.attn_width * p * (p + 1) / 2
+        return (
+            2.0 * self.matmul_params * p + 4.0 * self.num_layers * self.attn_width * p * (p + 1) / 2
+        )
 
     def decode_flops(self, prompt_tokens: int, generated_tokens: int) -> float:
         p, g = prompt_tokens, generated_tokens

@@ -51,9 +51,7 @@ class Budget:
         """Read "16" (samples), "samples=16", "tokens=4096" or "flops=2e12"."""
         match = re.fullmatch(r"\s*(?:(samples|tokens|flops)\s*[=:]\s*)?([0-9.eE+]+)\s*", text)
         if match is None:
-            raise ConfigError(
-                f"cannot read budget {text!r}: use N, samples=N, tokens=N or flops=X"
-            )
+            raise ConfigError(f"cannot read budget {text!r}: use N, samples=N, tokens=N or flops=X")
         kind, raw = match.group(1) or "samples", match.group(2)
         try:
             value = float(raw)
@@ -76,7 +74,9 @@ class _Reservation:
 class BudgetMeter:
     """Counts what a run spends and refuses calls that would exceed its budget."""
 
-    def __init__(self, budget: Budget | None = None, clock: Callable[[], float] = time.perf_counter):
+    def __init__(
+        self, budget: Budget | None = None, clock: Callable[[], float] = time.perf_counter
+    ):
         self.budget = budget or Budget()
         self._clock = clock
         self._start = clock()
@@ -117,7 +117,10 @@ class BudgetMeter:
             raise BudgetExhausted(f"a verifier call needs ~{flops:.3g} FLOPs; {left:.3g} are left")
 
     def _admit(
-        self, rows: int, params: SamplingParams, prompt_tokens: list[int] | None,
+        self,
+        rows: int,
+        params: SamplingParams,
+        prompt_tokens: list[int] | None,
         shape: ModelShape | None,
     ) -> tuple[SamplingParams, _Reservation]:
         """Check a call against what is left; return its admitted params and reservation."""
@@ -144,7 +147,9 @@ class BudgetMeter:
         return params.replace(max_tokens=max_tokens), reservation
 
     def _settle(
-        self, reservation: _Reservation, generations: Sequence[Generation] | None,
+        self,
+        reservation: _Reservation,
+        generations: Sequence[Generation] | None,
         shape: ModelShape | None,
     ) -> None:
         self._hold(reservation, -1)

@@ -1,4 +1,4 @@
-"""Any OpenAI-compatible server (vLLM, SGLang, llama.cpp, Ollama, OpenAI) through the official client.
+"""Any OpenAI-compatible server (vLLM, SGLang, llama.cpp, Ollama, OpenAI), via the `openai` client.
 
 Raw-text prompts, and so every continuation of a partial solution, go to
 `/v1/completions`, which continues the text verbatim. Chat prompts go to
@@ -83,8 +83,9 @@ class OpenAIGenerator:
         try:
             models = [m.id async for m in self._client.models.list()]
         except self._openai.APIError as exc:
-            raise ModelLoadError(f"cannot reach an OpenAI-compatible server at {self._base_url}: "
-                                 f"{_describe(exc)}") from exc
+            raise ModelLoadError(
+                f"cannot reach an OpenAI-compatible server at {self._base_url}: {_describe(exc)}"
+            ) from exc
         if self._model is None:
             if not models:
                 raise ModelLoadError(f"the server at {self._base_url} serves no model")
@@ -114,9 +115,9 @@ class OpenAIGenerator:
             await self.connect()
         if params.temperature == 0:
             params = params.replace(n=1)  # servers refuse n > 1 with greedy decoding
-        return list(await asyncio.gather(
-            *(self._generate_one(p, params, i) for i, p in enumerate(prompts))
-        ))
+        return list(
+            await asyncio.gather(*(self._generate_one(p, params, i) for i, p in enumerate(prompts)))
+        )
 
     async def _generate_one(self, prompt: Prompt, params: SamplingParams, index: int) -> Generation:
         # Per-sample token counts come from the sampled tokens' log-probabilities when a
@@ -198,8 +199,11 @@ def _from_text_choice(choice: Any) -> Completion:
             TokenLogprob(
                 token=token,
                 logprob=float(value) if value is not None else float("-inf"),
-                top=tuple(sorted(((t, float(v)) for t, v in (top or {}).items()),
-                                 key=lambda item: -item[1])),
+                top=tuple(
+                    sorted(
+                        ((t, float(v)) for t, v in (top or {}).items()), key=lambda item: -item[1]
+                    )
+                ),
             )
             for token, value, top in zip(lp.tokens, lp.token_logprobs, tops, strict=True)
         )

@@ -11,6 +11,7 @@ repeated for its `n` samples.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import secrets
 import threading
 from collections.abc import Sequence
@@ -22,7 +23,6 @@ from ponder.budget.flops import ModelShape
 from ponder.errors import ConfigError, ModelLoadError
 from ponder.generators.base import SamplingParams, derive_seed
 from ponder.types import Completion, Generation, Prompt, TokenLogprob
-
 
 _ANCHOR_TOKENS = 4
 
@@ -87,6 +87,9 @@ class TransformersGenerator:
         self._name = name or folder.name
         self._max_batch_size = max_batch_size
         self._lock = threading.Lock()
+        # One thread runs every async call: torch's OpenMP pool is per thread, and pools
+        # from several threads spin against each other on few cores (measured: 3x slower).
+        self._worker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="ponder-hf")
         config = self._model.config
         total = sum(p.numel() for p in self._model.parameters())
         self._shape = ModelShape.from_hf_config(config, total)
@@ -140,7 +143,8 @@ class TransformersGenerator:
             raise ConfigError("cannot generate from an empty prompt")
         if self._context is not None and len(ids) >= self._context:
             raise ConfigError(
-                f"prompt of {len(ids)} tokens does not fit {self._name}'s context of {self._context}"
+                f"prompt of {len(ids)} tokens does not fit {self._name}'s context "
+                f"of {self._context}"
             )
         return ids
 
@@ -148,7 +152,8 @@ class TransformersGenerator:
         return [len(self._encode(p)) for p in prompts]
 
     async def generate(self, prompts: Sequence[Prompt], params: SamplingParams) -> list[Generation]:
-        return await asyncio.to_thread(self.generate_blocking, prompts, params)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._worker, self.generate_blocking, prompts, params)
 
     def generate_blocking(
         self, prompts: Sequence[Prompt], params: SamplingParams
@@ -181,20 +186,34 @@ class TransformersGenerator:
             mask[b, width - len(ids) :] = 1
         input_ids, mask = input_ids.to(device), mask.to(device)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        room = params.max_tokens if self._context is None else min(
-            params.max_tokens, self._context - width
+        room = (
+            params.max_tokens
+            if self._context is None
+            else min(params.max_tokens, self._context - width)
         )
         rows = [_Row(anchor=ids[-_ANCHOR_TOKENS:]) for ids in chunk for _ in range(n)]
-        rngs = [
-            torch.Generator(device=device).manual_seed(derive_seed(base_seed, offset + b, i))
-            for b in range(len(chunk))
-            for i in range(n)
-        ]
+        # Each sample draws all its uniforms up front from its own stream, so what it
+        # samples depends on its seed alone, not on the rows it shares a batch with.
+        uniforms = torch.stack(
+            [
+                1.0
+                - torch.rand(
+                    max(room, 1),
+                    generator=torch.Generator().manual_seed(derive_seed(base_seed, offset + b, i)),
+                )
+                for b in range(len(chunk))
+                for i in range(n)
+            ]
+        ).to(device)
         with torch.inference_mode():
             cache = DynamicCache(config=self._model.config)
             out = self._model(
-                input_ids=input_ids, attention_mask=mask, position_ids=positions,
-                past_key_values=cache, use_cache=True, logits_to_keep=1,
+                input_ids=input_ids,
+                attention_mask=mask,
+                position_ids=positions,
+                past_key_values=cache,
+                use_cache=True,
+                logits_to_keep=1,
             )
             logits = out.logits[:, -1, :].float()
             if n > 1:
@@ -203,27 +222,33 @@ class TransformersGenerator:
                 mask = mask.repeat_interleave(n, dim=0)
                 positions = positions.repeat_interleave(n, dim=0)
             next_position = positions[:, -1:] + 1
-            for _ in range(room):
-                chosen = self._sample(logits, params, rngs, rows)
+            for step in range(room):
+                chosen = self._sample(logits, params, uniforms[:, step : step + 1])
                 self._record(rows, chosen, logits, params)
                 if all(r.finish for r in rows):
                     break
                 mask = torch.cat([mask, mask.new_ones((len(rows), 1))], dim=1)
                 out = self._model(
-                    input_ids=chosen.unsqueeze(1), attention_mask=mask, position_ids=next_position,
-                    past_key_values=cache, use_cache=True,
+                    input_ids=chosen.unsqueeze(1),
+                    attention_mask=mask,
+                    position_ids=next_position,
+                    past_key_values=cache,
+                    use_cache=True,
                 )
                 logits = out.logits[:, -1, :].float()
                 next_position = next_position + 1
         return [
             Generation(
-                completions=tuple(self._completion(r, params.stop) for r in rows[b * n : (b + 1) * n]),
+                completions=tuple(
+                    self._completion(r, params.stop) for r in rows[b * n : (b + 1) * n]
+                ),
                 prompt_tokens=len(ids),
             )
             for b, ids in enumerate(chunk)
         ]
 
-    def _sample(self, logits: Any, params: SamplingParams, rngs: list[Any], rows: list[_Row]) -> Any:
+    def _sample(self, logits: Any, params: SamplingParams, uniform: Any) -> Any:
+        """Greedy, or inverse-CDF sampling with one uniform in (0, 1] per row."""
         torch = self._torch
         if params.temperature == 0:
             return logits.argmax(dim=-1)
@@ -233,11 +258,10 @@ class TransformersGenerator:
             outside = sorted_probs.cumsum(dim=-1) - sorted_probs > params.top_p
             sorted_probs = sorted_probs.masked_fill(outside, 0.0)
             probs = torch.zeros_like(probs).scatter(-1, order, sorted_probs)
-        chosen = torch.full((len(rows),), self._pad_id, dtype=torch.long, device=logits.device)
-        for r, row in enumerate(rows):
-            if row.finish is None:
-                chosen[r] = torch.multinomial(probs[r], 1, generator=rngs[r])[0]
-        return chosen
+        cdf = probs.cumsum(dim=-1)
+        # u in (0, 1] scaled to the total mass lands on a token of positive probability.
+        chosen = torch.searchsorted(cdf, uniform * cdf[:, -1:]).squeeze(1)
+        return chosen.clamp(max=probs.shape[-1] - 1)
 
     def _record(self, rows: list[_Row], chosen: Any, logits: Any, params: SamplingParams) -> None:
         """Append each live row's new token, then end rows that hit EOS or a stop string."""
@@ -298,4 +322,4 @@ class TransformersGenerator:
         )
 
     async def aclose(self) -> None:
-        return None
+        self._worker.shutdown(wait=False)

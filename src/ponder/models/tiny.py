@@ -25,7 +25,7 @@ CHAT_TEMPLATE = (
     "{{ bos_token }}{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
     "{% if add_generation_prompt %}assistant: {% endif %}"
 )
-# The same instruction as ponder.tasks.MATH_CHAT; kept literal so this module needs no ponder import.
+# The instruction of ponder.tasks.MATH_CHAT, kept literal: this module imports nothing of ponder.
 INSTRUCTION = (
     "Solve the following problem step by step. Put your final answer within \\boxed{}.\n\n"
 )
@@ -44,23 +44,46 @@ def train_tokenizer(out_dir: Path, seed: int = 0, vocab_size: int = 320) -> None
     rng = random.Random(seed)
     with tempfile.TemporaryDirectory() as tmp:
         corpus = Path(tmp, "corpus.txt")
-        corpus.write_text("\n".join(
-            f"user: {INSTRUCTION}{q}\nassistant: {a}" for q, a in (_example(rng) for _ in range(2000))
-        ))
+        corpus.write_text(
+            "\n".join(
+                f"user: {INSTRUCTION}{q}\nassistant: {a}"
+                for q, a in (_example(rng) for _ in range(2000))
+            )
+        )
         spm.SentencePieceTrainer.train(
-            input=str(corpus), model_prefix=str(Path(tmp, "sp")), vocab_size=vocab_size,
-            model_type="bpe", byte_fallback=True, split_digits=True, character_coverage=1.0,
-            normalization_rule_name="identity", remove_extra_whitespaces=False,
-            unk_id=0, bos_id=1, eos_id=2, pad_id=3, num_threads=1, minloglevel=2,
+            input=str(corpus),
+            model_prefix=str(Path(tmp, "sp")),
+            vocab_size=vocab_size,
+            model_type="bpe",
+            byte_fallback=True,
+            split_digits=True,
+            character_coverage=1.0,
+            normalization_rule_name="identity",
+            remove_extra_whitespaces=False,
+            unk_id=0,
+            bos_id=1,
+            eos_id=2,
+            pad_id=3,
+            num_threads=1,
+            minloglevel=2,
         )
         src = Path(tmp, "hf")
         src.mkdir()
         shutil.copy(Path(tmp, "sp.model"), src / "tokenizer.model")
-        (src / "tokenizer_config.json").write_text(json.dumps({
-            "tokenizer_class": "LlamaTokenizer", "bos_token": "<s>", "eos_token": "</s>",
-            "unk_token": "<unk>", "pad_token": "<pad>", "add_bos_token": True,
-            "add_eos_token": False, "legacy": False,
-        }))
+        (src / "tokenizer_config.json").write_text(
+            json.dumps(
+                {
+                    "tokenizer_class": "LlamaTokenizer",
+                    "bos_token": "<s>",
+                    "eos_token": "</s>",
+                    "unk_token": "<unk>",
+                    "pad_token": "<pad>",
+                    "add_bos_token": True,
+                    "add_eos_token": False,
+                    "legacy": False,
+                }
+            )
+        )
         tokenizer = AutoTokenizer.from_pretrained(src)
         tokenizer.chat_template = CHAT_TEMPLATE
         tokenizer.save_pretrained(out_dir)
@@ -78,10 +101,16 @@ def build_tiny_model(out_dir: str | Path, seed: int = 0, steps: int = 600) -> Pa
     train_tokenizer(out, seed)
     tokenizer = AutoTokenizer.from_pretrained(out)
     config = LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=128, intermediate_size=256,
-        num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1,
-        max_position_embeddings=1024, tie_word_embeddings=True,
-        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        vocab_size=len(tokenizer),
+        hidden_size=128,
+        intermediate_size=256,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        max_position_embeddings=1024,
+        tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
     )
     torch.manual_seed(seed)
@@ -91,7 +120,7 @@ def build_tiny_model(out_dir: str | Path, seed: int = 0, steps: int = 600) -> Pa
     return out
 
 
-def _train(model, tokenizer, seed: int, steps: int, batch: int = 32) -> None:  # noqa: ANN001
+def _train(model, tokenizer, seed: int, steps: int, batch: int = 32) -> None:
     import torch
 
     rng = random.Random(seed + 1)
@@ -103,7 +132,8 @@ def _train(model, tokenizer, seed: int, steps: int, batch: int = 32) -> None:  #
             question, answer = _example(rng)
             prompt = tokenizer.apply_chat_template(
                 [{"role": "user", "content": INSTRUCTION + question}],
-                tokenize=False, add_generation_prompt=True,
+                tokenize=False,
+                add_generation_prompt=True,
             )
             texts.append(prompt + answer + tokenizer.eos_token)
         encoded = tokenizer(texts, add_special_tokens=False, padding=True, return_tensors="pt")

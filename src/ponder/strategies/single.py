@@ -40,8 +40,11 @@ class Single:
         meter = BudgetMeter(budget)
         generator = meter.wrap(self.generator)
         sampling = SamplingParams(
-            n=1, max_tokens=self.params.max_tokens, temperature=self.params.temperature,
-            top_p=self.params.top_p, seed=self.params.seed,
+            n=1,
+            max_tokens=self.params.max_tokens,
+            temperature=self.params.temperature,
+            top_p=self.params.top_p,
+            seed=self.params.seed,
         )
         [generation] = await generator.generate([self.task.prompt(problem)], sampling)
         candidates = tuple(self.task.candidate(c) for c in generation.completions)

@@ -76,7 +76,7 @@ class Task:
         return self.prompt_format.render(problem.question)
 
     def candidate(self, completion: Completion, prefix: str = "") -> Candidate:
-        """A completion (after a partial solution `prefix`) as a candidate with its steps and answer."""
+        """A completion, after a partial solution `prefix`, as a candidate with steps and answer."""
         text = prefix + completion.text
         steps = tuple(Step(s) for s in text.split(self.step_separator) if s.strip())
         return Candidate(

@@ -44,23 +44,40 @@ class Benchmark:
         if self.solution_field in row:  # the worked gold solution, under one name for all
             metadata["solution"] = row[self.solution_field]
         return Problem(
-            id=identifier, question=str(row[self.question_field]), answer=self.gold(row),
+            id=identifier,
+            question=str(row[self.question_field]),
+            answer=self.gold(row),
             metadata=metadata,
         )
 
 
 BENCHMARKS: dict[str, Benchmark] = {
     "math500": Benchmark(
-        "math500", "HuggingFaceH4/MATH-500", None, "test", "problem",
-        gold=lambda row: str(row["answer"]), id_field="unique_id",
+        "math500",
+        "HuggingFaceH4/MATH-500",
+        None,
+        "test",
+        "problem",
+        gold=lambda row: str(row["answer"]),
+        id_field="unique_id",
     ),
     "gsm8k": Benchmark(
-        "gsm8k", "openai/gsm8k", "main", "test", "question", gold=_gsm8k_gold,
+        "gsm8k",
+        "openai/gsm8k",
+        "main",
+        "test",
+        "question",
+        gold=_gsm8k_gold,
         solution_field="answer",
     ),
     "aime2024": Benchmark(
-        "aime2024", "HuggingFaceH4/aime_2024", None, "train", "problem",
-        gold=lambda row: str(row["answer"]), id_field="id",
+        "aime2024",
+        "HuggingFaceH4/aime_2024",
+        None,
+        "train",
+        "problem",
+        gold=lambda row: str(row["answer"]),
+        id_field="id",
     ),
 }
 
@@ -83,7 +100,8 @@ def _read_hub(benchmark: Benchmark) -> Iterable[Mapping[str, Any]]:
         import datasets
     except ImportError as exc:
         raise ConfigError(
-            f"loading {benchmark.name} from the Hub needs `datasets` (pip install 'ponder[datasets]'),"
+            f"loading {benchmark.name} from the Hub needs `datasets` "
+            "(pip install 'ponder[datasets]'),"
             " or give a local path to its JSONL file"
         ) from exc
     try:

@@ -18,7 +18,7 @@ _SENTENCE = re.compile(
 
 
 def last_boxed(text: str) -> str | None:
-    """The content of the last `\\boxed{...}` in `text`, or None when there is none or it is open."""
+    """The content of the last `\\boxed{...}` in `text`; None when there is none or it is open."""
     found = None
     for match in _BOX.finditer(text):
         depth, start = 1, match.end()

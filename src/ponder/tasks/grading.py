@@ -38,10 +38,12 @@ def _compare(gold: str, answer: str, timeout_seconds: int | None) -> bool:
 
     config = [LatexExtractionConfig(), ExprExtractionConfig()]
     # Wrapping in \boxed{} tells the LaTeX extractor exactly what to parse.
-    parsed_gold = parse(f"\\boxed{{{gold}}}", extraction_config=config,
-                        parsing_timeout=timeout_seconds)  # type: ignore[arg-type]
-    parsed_answer = parse(f"\\boxed{{{answer}}}", extraction_config=config,
-                          parsing_timeout=timeout_seconds)  # type: ignore[arg-type]
+    parsed_gold = parse(
+        f"\\boxed{{{gold}}}", extraction_config=config, parsing_timeout=timeout_seconds
+    )  # type: ignore[arg-type]
+    parsed_answer = parse(
+        f"\\boxed{{{answer}}}", extraction_config=config, parsing_timeout=timeout_seconds
+    )  # type: ignore[arg-type]
     if not parsed_gold or not parsed_answer:
         return False
     return bool(verify(parsed_gold, parsed_answer, timeout_seconds=timeout_seconds))
