@@ -31,11 +31,11 @@ $(VLLM_VENV)/.installed:
 	$(VLLM_VENV)/bin/pip uninstall -qq -y torchvision torchaudio torchcodec
 	touch $@
 
-$(TINY_MODEL)/config.json: $(VENV)/.installed
+$(TINY_MODEL)/config.json: $(VENV)/.installed src/ponder/models/tiny.py
 	$(VENV)/bin/python -m ponder.models.tiny $(TINY_MODEL)
 
 demo: $(VENV)/.installed $(TINY_MODEL)/config.json
-	$(VENV)/bin/ponder solve "What is 12 + 30?" --model $(TINY_MODEL) --verbose
+	$(VENV)/bin/ponder solve "What is 12 + 7?" --model $(TINY_MODEL) --verbose
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check src tests benchmarks

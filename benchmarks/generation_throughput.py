@@ -24,6 +24,7 @@ os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 from ponder import BudgetMeter, Prompt, SamplingParams, run_sync
 from ponder.generators.transformers import TransformersGenerator
+from ponder.models.tiny import llama_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -31,22 +32,10 @@ ROOT = Path(__file__).resolve().parents[1]
 def build_small_llama(folder: Path, tokenizer_from: Path) -> Path:
     """A Llama with 8 layers of width 512 (about 20M parameters), random weights."""
     import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+    from transformers import AutoTokenizer, LlamaForCausalLM
 
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_from)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=512,
-        intermediate_size=1408,
-        num_hidden_layers=8,
-        num_attention_heads=8,
-        num_key_value_heads=4,
-        max_position_embeddings=2048,
-        tie_word_embeddings=True,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )
+    config = llama_config(tokenizer, hidden=512, layers=8, heads=8, kv_heads=4, ffn=1408)
     torch.manual_seed(0)
     LlamaForCausalLM(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
@@ -55,7 +44,7 @@ def build_small_llama(folder: Path, tokenizer_from: Path) -> Path:
 
 def measure(generator: TransformersGenerator, batch: int, tokens: int, repeats: int) -> dict:
     prompts = [Prompt.raw(f"Question: What is {i} + {2 * i}?\n") for i in range(batch)]
-    # min_tokens does not exist here; a high temperature keeps EOS rare enough to ignore.
+    # Rates count the tokens actually generated, so samples that end early do not inflate them.
     params = SamplingParams(n=1, max_tokens=tokens, temperature=1.0, seed=0)
     run_sync(generator.generate(prompts, params.replace(max_tokens=8)))  # warm-up
     rates, flop_rates = [], []

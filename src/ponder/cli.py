@@ -29,7 +29,10 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parser() -> argparse.ArgumentParser:
+    from ponder import __version__
+
     parser = _Parser(prog="ponder", description="Compute-optimal test-time scaling for LLMs.")
+    parser.add_argument("--version", action="version", version=f"ponder {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     solve = commands.add_parser("solve", help="answer one problem")
     solve.add_argument("problem", help="the problem text")
