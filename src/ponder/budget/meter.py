@@ -22,8 +22,9 @@ from ponder.budget.flops import ModelShape
 from ponder.errors import BudgetExhausted, ConfigError
 from ponder.types import Cost, Generation, Prompt
 
-if TYPE_CHECKING:  # generators import the FLOPs model from here; the meter only names them
+if TYPE_CHECKING:  # backends import the FLOPs model from here; the meter only names them
     from ponder.generators.base import Generator, SamplingParams
+    from ponder.verifiers.base import Solution, Verdict, Verifier
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,15 +107,30 @@ class BudgetMeter:
             return None
         return self.budget.flops - self._spent.flops - self._held.flops
 
-    def charge_verifier(self, *, tokens: int, flops: float = 0.0, calls: int = 1) -> None:
-        """Count a verifier call that has been made."""
-        self._spent = self._spent + Cost(verifier_calls=calls, verifier_tokens=tokens, flops=flops)
+    def wrap_verifier(self, verifier: Verifier) -> MeteredVerifier:
+        """`verifier`, with every call counted (and, under a FLOPs budget, admitted)."""
+        return MeteredVerifier(verifier, self)
 
-    def admit_verifier(self, flops: float) -> None:
-        """Refuse a verifier call whose estimated FLOPs exceed what is left."""
+    def _admit_verifier(self, flops: float) -> _Reservation:
         left = self.remaining_flops()
         if left is not None and flops > left:
             raise BudgetExhausted(f"a verifier call needs ~{flops:.3g} FLOPs; {left:.3g} are left")
+        reservation = _Reservation(flops=flops)
+        self._hold(reservation, +1)
+        return reservation
+
+    def _settle_verifier(
+        self,
+        reservation: _Reservation,
+        verdicts: Sequence[Verdict] | None,
+        shape: ModelShape | None,
+    ) -> None:
+        self._hold(reservation, -1)
+        if verdicts is None:
+            return
+        tokens = [v.tokens for v in verdicts]
+        flops = sum(shape.prefill_flops(t) for t in tokens) if shape is not None else 0.0
+        self._spent = self._spent + Cost(verifier_calls=1, verifier_tokens=sum(tokens), flops=flops)
 
     def _admit(
         self,
@@ -210,6 +226,49 @@ class MeteredGenerator:
         finally:
             self.meter._settle(reservation, generations, self.shape)
         return generations
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+class MeteredVerifier:
+    """A verifier whose calls a `BudgetMeter` counts. Made by `BudgetMeter.wrap_verifier`.
+
+    A verifier reads its input in one forward pass, so its FLOPs are the prefill
+    FLOPs of each solution's tokens.
+    """
+
+    def __init__(self, inner: Verifier, meter: BudgetMeter) -> None:
+        self.inner = inner
+        self.meter = meter
+
+    @property
+    def name(self) -> str:
+        return self.inner.name
+
+    @property
+    def shape(self) -> ModelShape | None:
+        return self.inner.shape
+
+    async def count_tokens(self, solutions: Sequence[Solution]) -> list[int]:
+        return await self.inner.count_tokens(solutions)
+
+    async def score(self, solutions: Sequence[Solution]) -> list[Verdict]:
+        if not solutions:
+            return []
+        flops = 0.0
+        if self.meter.budget.flops is not None:
+            if self.shape is None:
+                raise ConfigError("a FLOPs budget needs the verifier's model shape")
+            tokens = await self.inner.count_tokens(solutions)
+            flops = sum(self.shape.prefill_flops(t) for t in tokens)
+        reservation = self.meter._admit_verifier(flops)
+        verdicts: list[Verdict] | None = None
+        try:
+            verdicts = await self.inner.score(solutions)
+        finally:
+            self.meter._settle_verifier(reservation, verdicts, self.shape)
+        return verdicts
 
     async def aclose(self) -> None:
         await self.inner.aclose()

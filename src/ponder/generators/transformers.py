@@ -10,10 +10,7 @@ repeated for its `n` samples.
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import secrets
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +19,7 @@ from typing import Any
 from ponder.budget.flops import ModelShape
 from ponder.errors import ConfigError, ModelLoadError
 from ponder.generators.base import SamplingParams, derive_seed
+from ponder.hf import LocalModel
 from ponder.types import Completion, Generation, Prompt, TokenLogprob
 
 _ANCHOR_TOKENS = 4
@@ -58,42 +56,17 @@ class TransformersGenerator:
         max_batch_size: int = 64,
         name: str | None = None,
     ) -> None:
-        try:
-            import torch
-            from transformers import AutoModelForCausalLM, AutoTokenizer
-        except ImportError as exc:
-            raise ConfigError(
-                "the transformers backend needs torch and transformers: pip install 'ponder[hf]'"
-            ) from exc
-        folder = Path(path).expanduser()
-        if not folder.is_dir():
-            raise ModelLoadError(f"model folder not found: {folder}")
-        if not (folder / "config.json").is_file():
-            raise ModelLoadError(f"{folder} is not a Hugging Face model folder (no config.json)")
         if max_batch_size < 1:
             raise ConfigError(f"max_batch_size must be at least 1, got {max_batch_size}")
-        self._torch = torch
-        self._device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        if dtype is not None:
-            torch_dtype: Any = getattr(torch, dtype)
-        else:
-            torch_dtype = torch.float32 if self._device.type == "cpu" else "auto"
-        try:
-            self._tokenizer = AutoTokenizer.from_pretrained(folder)
-            self._model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch_dtype)
-        except (OSError, ValueError, KeyError) as exc:
-            raise ModelLoadError(f"could not load the model in {folder}: {exc}") from exc
-        self._model.to(self._device).eval()
-        self._name = name or folder.name
+        self._local = LocalModel(path, device=device, dtype=dtype)
+        self._torch = self._local.torch
+        self._device = self._local.device
+        self._tokenizer = self._local.tokenizer
+        self._model = self._local.model
+        self._shape = self._local.shape
+        self._context = self._local.context
+        self._name = name or self._local.folder.name
         self._max_batch_size = max_batch_size
-        self._lock = threading.Lock()
-        # One thread runs every async call: torch's OpenMP pool is per thread, and pools
-        # from several threads spin against each other on few cores (measured: 3x slower).
-        self._worker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="ponder-hf")
-        config = self._model.config
-        total = sum(p.numel() for p in self._model.parameters())
-        self._shape = ModelShape.from_hf_config(config, total)
-        self._context = getattr(config, "max_position_embeddings", None)
         self._eos_ids = self._find_eos_ids()
         pad = self._tokenizer.pad_token_id
         self._pad_id = pad if pad is not None else min(self._eos_ids)
@@ -152,23 +125,24 @@ class TransformersGenerator:
         return [len(self._encode(p)) for p in prompts]
 
     async def generate(self, prompts: Sequence[Prompt], params: SamplingParams) -> list[Generation]:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._worker, self.generate_blocking, prompts, params)
+        return await self._local.run(self._generate, prompts, params)
 
     def generate_blocking(
         self, prompts: Sequence[Prompt], params: SamplingParams
     ) -> list[Generation]:
         """`generate`, in the calling thread (one generation at a time per model)."""
+        return self._local.run_blocking(self._generate, prompts, params)
+
+    def _generate(self, prompts: Sequence[Prompt], params: SamplingParams) -> list[Generation]:
         encoded = [self._encode(p) for p in prompts]
         if params.temperature == 0:
             params = params.replace(n=1)
         base_seed = params.seed if params.seed is not None else secrets.randbits(62)
         per_chunk = max(1, self._max_batch_size // params.n)
         results: list[Generation] = []
-        with self._lock:
-            for start in range(0, len(encoded), per_chunk):
-                chunk = encoded[start : start + per_chunk]
-                results.extend(self._decode_chunk(chunk, params, base_seed, start))
+        for start in range(0, len(encoded), per_chunk):
+            chunk = encoded[start : start + per_chunk]
+            results.extend(self._decode_chunk(chunk, params, base_seed, start))
         return results
 
     def _decode_chunk(
@@ -205,38 +179,37 @@ class TransformersGenerator:
                 for i in range(n)
             ]
         ).to(device)
-        with torch.inference_mode():
-            cache = DynamicCache(config=self._model.config)
+        cache = DynamicCache(config=self._model.config)
+        out = self._model(
+            input_ids=input_ids,
+            attention_mask=mask,
+            position_ids=positions,
+            past_key_values=cache,
+            use_cache=True,
+            logits_to_keep=1,
+        )
+        logits = out.logits[:, -1, :].float()
+        if n > 1:
+            cache.batch_repeat_interleave(n)
+            logits = logits.repeat_interleave(n, dim=0)
+            mask = mask.repeat_interleave(n, dim=0)
+            positions = positions.repeat_interleave(n, dim=0)
+        next_position = positions[:, -1:] + 1
+        for step in range(room):
+            chosen = self._sample(logits, params, uniforms[:, step : step + 1])
+            self._record(rows, chosen, logits, params)
+            if all(r.finish for r in rows):
+                break
+            mask = torch.cat([mask, mask.new_ones((len(rows), 1))], dim=1)
             out = self._model(
-                input_ids=input_ids,
+                input_ids=chosen.unsqueeze(1),
                 attention_mask=mask,
-                position_ids=positions,
+                position_ids=next_position,
                 past_key_values=cache,
                 use_cache=True,
-                logits_to_keep=1,
             )
             logits = out.logits[:, -1, :].float()
-            if n > 1:
-                cache.batch_repeat_interleave(n)
-                logits = logits.repeat_interleave(n, dim=0)
-                mask = mask.repeat_interleave(n, dim=0)
-                positions = positions.repeat_interleave(n, dim=0)
-            next_position = positions[:, -1:] + 1
-            for step in range(room):
-                chosen = self._sample(logits, params, uniforms[:, step : step + 1])
-                self._record(rows, chosen, logits, params)
-                if all(r.finish for r in rows):
-                    break
-                mask = torch.cat([mask, mask.new_ones((len(rows), 1))], dim=1)
-                out = self._model(
-                    input_ids=chosen.unsqueeze(1),
-                    attention_mask=mask,
-                    position_ids=next_position,
-                    past_key_values=cache,
-                    use_cache=True,
-                )
-                logits = out.logits[:, -1, :].float()
-                next_position = next_position + 1
+            next_position = next_position + 1
         return [
             Generation(
                 completions=tuple(
@@ -322,4 +295,4 @@ class TransformersGenerator:
         )
 
     async def aclose(self) -> None:
-        self._worker.shutdown(wait=False)
+        self._local.close()

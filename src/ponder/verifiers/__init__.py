@@ -1,0 +1,14 @@
+"""Verifiers: process reward models, outcome scorers and judges behind one protocol."""
+
+from ponder.verifiers.base import AGGREGATIONS, Solution, Verdict, Verifier, aggregate
+from ponder.verifiers.prm import CausalLMPRM, PRMFormat
+
+__all__ = [
+    "AGGREGATIONS",
+    "CausalLMPRM",
+    "PRMFormat",
+    "Solution",
+    "Verdict",
+    "Verifier",
+    "aggregate",
+]
