@@ -15,19 +15,18 @@ replace it as ponder's default (see the embedded-default issue).
 
 from __future__ import annotations
 
-import json
 import random
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from ponder.models.tokenizer import train_sentencepiece
 
 CHAT_TEMPLATE = (
     "{{ bos_token }}{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
     "{% if add_generation_prompt %}assistant: {% endif %}"
 )
-# The instruction of ponder.tasks.MATH_CHAT, kept literal: this module imports nothing of ponder.
+# The instruction of ponder.tasks.MATH_CHAT, kept literal: the model must not change with it.
 INSTRUCTION = (
     "Solve the following problem step by step. Put your final answer within \\boxed{}.\n\n"
 )
@@ -39,58 +38,12 @@ def _example(rng: random.Random) -> tuple[str, str]:
 
 
 def train_tokenizer(out_dir: Path, seed: int = 0, vocab_size: int = 320) -> None:
-    """Train a SentencePiece BPE tokenizer (byte fallback, one token per digit) into `out_dir`."""
-    import sentencepiece as spm
-    from transformers import AutoTokenizer
-
+    """Train the tiny model's tokenizer on its own sums into `out_dir`."""
     rng = random.Random(seed)
-    with tempfile.TemporaryDirectory() as tmp:
-        corpus = Path(tmp, "corpus.txt")
-        corpus.write_text(
-            "\n".join(
-                f"user: {INSTRUCTION}{q}\nassistant: {a}"
-                for q, a in (_example(rng) for _ in range(2000))
-            )
-        )
-        spm.SentencePieceTrainer.train(
-            input=str(corpus),
-            model_prefix=str(Path(tmp, "sp")),
-            vocab_size=vocab_size,
-            model_type="bpe",
-            byte_fallback=True,
-            split_digits=True,
-            character_coverage=1.0,
-            normalization_rule_name="identity",
-            remove_extra_whitespaces=False,
-            unk_id=0,
-            bos_id=1,
-            eos_id=2,
-            pad_id=3,
-            num_threads=1,
-            minloglevel=2,
-        )
-        src = Path(tmp, "hf")
-        src.mkdir()
-        shutil.copy(Path(tmp, "sp.model"), src / "tokenizer.model")
-        (src / "tokenizer_config.json").write_text(
-            json.dumps(
-                {
-                    "tokenizer_class": "LlamaTokenizer",
-                    "bos_token": "<s>",
-                    "eos_token": "</s>",
-                    "unk_token": "<unk>",
-                    "pad_token": "<pad>",
-                    "add_bos_token": True,
-                    "add_eos_token": False,
-                    "legacy": False,
-                }
-            )
-        )
-        tokenizer = AutoTokenizer.from_pretrained(src)
-        tokenizer.chat_template = CHAT_TEMPLATE
-        tokenizer.save_pretrained(out_dir)
-        # llama.cpp's converter and SentencePiece users read the original model file.
-        shutil.copy(src / "tokenizer.model", out_dir / "tokenizer.model")
+    texts = (
+        f"user: {INSTRUCTION}{q}\nassistant: {a}" for q, a in (_example(rng) for _ in range(2000))
+    )
+    train_sentencepiece(out_dir, texts, vocab_size, chat_template=CHAT_TEMPLATE)
 
 
 def llama_config(

@@ -33,6 +33,8 @@ SPLITS = ("train", "dev", "test")
 MAX_STEPS = 6
 MAX_VALUE = 999_999
 ARITH_FORMAT = PromptFormat("Problem: {question}\nSolution:\n", chat=False)
+# Sequential revision (Snell et al. 2024): the policy writes a new solution after an earlier one.
+REVISION_TEMPLATE = "Problem: {question}\nAttempt:\n{attempt}\nRevision:\n"
 STEP_SEPARATOR = "\n"
 
 
