@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 
@@ -166,3 +167,23 @@ def test_hub_loading_without_network_says_what_to_do():
     assert done.returncode == 0, done.stderr
     assert "could not load openai/gsm8k from the Hub" in done.stdout
     assert "give a local path" in done.stdout
+
+
+@pytest.mark.parametrize("in_thread", [False, True])
+def test_a_comparison_that_would_run_for_minutes_is_cut_off_and_graded_wrong(in_thread):
+    # Left alone, math-verify spends well over 20 s on these two (measured on this machine).
+    grader, outcome = MathGrader(timeout_seconds=1), {}
+
+    def grade():
+        start = time.monotonic()
+        outcome["right"] = grader("1000000!", "1000001!")
+        outcome["seconds"] = time.monotonic() - start
+
+    if in_thread:
+        thread = threading.Thread(target=grade)
+        thread.start()
+        thread.join(timeout=60)
+    else:
+        grade()
+    assert outcome["right"] is False
+    assert outcome["seconds"] < 10

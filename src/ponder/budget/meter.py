@@ -16,7 +16,7 @@ import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
 from ponder.budget.flops import ModelShape
 from ponder.errors import BudgetExhausted, ConfigError
@@ -193,10 +193,23 @@ class BudgetMeter:
         )
 
 
-class MeteredGenerator:
-    """A generator whose calls a `BudgetMeter` admits and counts. Made by `BudgetMeter.wrap`."""
+class _Backend(Protocol):
+    @property
+    def name(self) -> str: ...
 
-    def __init__(self, inner: Generator, meter: BudgetMeter) -> None:
+    @property
+    def shape(self) -> ModelShape | None: ...
+
+    async def aclose(self) -> None: ...
+
+
+B = TypeVar("B", bound=_Backend)
+
+
+class _Metered(Generic[B]):
+    """What the metered wrappers share: the backend they wrap and the meter that counts it."""
+
+    def __init__(self, inner: B, meter: BudgetMeter) -> None:
         self.inner = inner
         self.meter = meter
 
@@ -207,6 +220,13 @@ class MeteredGenerator:
     @property
     def shape(self) -> ModelShape | None:
         return self.inner.shape
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+class MeteredGenerator(_Metered["Generator"]):
+    """A generator whose calls a `BudgetMeter` admits and counts. Made by `BudgetMeter.wrap`."""
 
     async def count_prompt_tokens(self, prompts: Sequence[Prompt]) -> list[int]:
         return await self.inner.count_prompt_tokens(prompts)
@@ -227,28 +247,13 @@ class MeteredGenerator:
             self.meter._settle(reservation, generations, self.shape)
         return generations
 
-    async def aclose(self) -> None:
-        await self.inner.aclose()
 
-
-class MeteredVerifier:
+class MeteredVerifier(_Metered["Verifier"]):
     """A verifier whose calls a `BudgetMeter` counts. Made by `BudgetMeter.wrap_verifier`.
 
     A verifier reads its input in one forward pass, so its FLOPs are the prefill
     FLOPs of each solution's tokens.
     """
-
-    def __init__(self, inner: Verifier, meter: BudgetMeter) -> None:
-        self.inner = inner
-        self.meter = meter
-
-    @property
-    def name(self) -> str:
-        return self.inner.name
-
-    @property
-    def shape(self) -> ModelShape | None:
-        return self.inner.shape
 
     async def count_tokens(self, solutions: Sequence[Solution]) -> list[int]:
         return await self.inner.count_tokens(solutions)
@@ -269,9 +274,6 @@ class MeteredVerifier:
         finally:
             self.meter._settle_verifier(reservation, verdicts, self.shape)
         return verdicts
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
 
 
 def _worst_flops(shape: ModelShape, prompt_tokens: list[int], n: int, max_tokens: int) -> float:
