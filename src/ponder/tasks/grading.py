@@ -9,6 +9,7 @@ and gives up on it after the same limit, replacing the helper if it hangs.
 
 from __future__ import annotations
 
+import atexit
 import concurrent.futures
 import threading
 from dataclasses import dataclass
@@ -60,6 +61,15 @@ class _Helper:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._pool: concurrent.futures.ProcessPoolExecutor | None = None
+        # Shut the helper down before interpreter teardown, which would otherwise
+        # print an ignored exception from the pool's manager thread.
+        atexit.register(self.close)
+
+    def close(self) -> None:
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def run(self, gold: str, answer: str, timeout_seconds: int) -> bool:
         with self._lock:
