@@ -28,6 +28,9 @@ from ponder.tasks.arith import GRID, REVISION_TEMPLATE, make_problem, split_of
 
 PROMPT = "Problem: {question}\nSolution:\n"
 VOCAB_SIZE = 384
+# The step tag of Math-Shepherd-style PRMs: one token, so the PRM (fine-tuned from this policy,
+# with its tokenizer) can be scored at each step's end.
+STEP_TAG = "ки"
 
 
 def corrupt(lines: list[str], rng: random.Random) -> list[str]:
@@ -77,7 +80,8 @@ def build_tokenizer(out: Path, seed: int) -> Any:
 
     rng = random.Random(seed)
     stream = examples(rng)
-    train_sentencepiece(out, (p + c for p, c in (next(stream) for _ in range(4000))), VOCAB_SIZE)
+    texts = (p + c for p, c in (next(stream) for _ in range(4000)))
+    train_sentencepiece(out, texts, VOCAB_SIZE, user_symbols=(STEP_TAG,))
     return AutoTokenizer.from_pretrained(out)
 
 
