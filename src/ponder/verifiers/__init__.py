@@ -1,7 +1,7 @@
 """Verifiers: process reward models, outcome scorers and judges behind one protocol."""
 
 from ponder.verifiers.base import AGGREGATIONS, Solution, Verdict, Verifier, aggregate
-from ponder.verifiers.prm import CausalLMPRM, PRMFormat
+from ponder.verifiers.prm import CausalLMPRM, PRMFormat, encode_for_prm, label_token_ids
 
 __all__ = [
     "AGGREGATIONS",
@@ -11,4 +11,6 @@ __all__ = [
     "Verdict",
     "Verifier",
     "aggregate",
+    "encode_for_prm",
+    "label_token_ids",
 ]

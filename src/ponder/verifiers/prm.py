@@ -69,6 +69,42 @@ class PRMFormat:
         return text, ends
 
 
+def label_token_ids(tokenizer: Any, format: PRMFormat) -> list[int]:
+    """The ids of the good and the bad token.
+
+    As Math-Shepherd's own code does, "good bad" is tokenized and must give two
+    tokens (with SentencePiece, "▁+" and "▁-"); failing that, each label must be a
+    token of the vocabulary as written.
+    """
+    good, bad = format.good, format.bad
+    ids = tokenizer(f"{good} {bad}", add_special_tokens=False).input_ids
+    if len(ids) == 2:
+        return [int(ids[0]), int(ids[1])]
+    exact = [tokenizer.convert_tokens_to_ids(t) for t in (good, bad)]
+    if tokenizer.unk_token_id in exact or None in exact:
+        raise ConfigError(f"the PRM labels {good!r} and {bad!r} are not single tokens")
+    return [int(i) for i in exact]
+
+
+def encode_for_prm(
+    tokenizer: Any, format: PRMFormat, solution: Solution
+) -> tuple[list[int], list[int]]:
+    """Token ids of `solution` written in `format`, and the position of each step's tag.
+
+    The PRM's training uses this too, so a PRM is scored exactly where it was taught.
+    """
+    text, ends = format.render(solution)
+    encoded = tokenizer(text, return_offsets_mapping=True)
+    ids, offsets = encoded.input_ids, encoded.offset_mapping
+    positions = []
+    for end in ends:
+        position = next((i for i, (_, stop) in enumerate(offsets) if stop >= end), None)
+        if position is None or offsets[position][1] != end:
+            raise ConfigError("a step tag does not end a token; steps must not run into it")
+        positions.append(position)
+    return list(ids), positions
+
+
 class CausalLMPRM:
     """A `Verifier` over a local Math-Shepherd-style PRM folder.
 
@@ -99,25 +135,10 @@ class CausalLMPRM:
         self._outcome: Aggregation = outcome
         self._max_batch_size = max_batch_size
         self._name = name or self._local.folder.name
-        self._label_ids = self._label_tokens()
-
-    def _label_tokens(self) -> list[int]:
-        """The ids of the good and bad tokens.
-
-        As Math-Shepherd's own code does, "good bad" is tokenized and must give two
-        tokens (with SentencePiece, "▁+" and "▁-"); failing that, each label must be
-        a token of the vocabulary as written.
-        """
-        tokenizer, good, bad = self._local.tokenizer, self._format.good, self._format.bad
-        ids = tokenizer(f"{good} {bad}", add_special_tokens=False).input_ids
-        if len(ids) == 2:
-            return [int(ids[0]), int(ids[1])]
-        exact = [tokenizer.convert_tokens_to_ids(t) for t in (good, bad)]
-        if tokenizer.unk_token_id in exact or None in exact:
-            raise ModelLoadError(
-                f"{self._name}: the PRM labels {good!r} and {bad!r} are not single tokens"
-            )
-        return [int(i) for i in exact]
+        try:
+            self._label_ids = label_token_ids(self._local.tokenizer, self._format)
+        except ConfigError as exc:
+            raise ModelLoadError(f"{self._name}: {exc}") from None
 
     @property
     def name(self) -> str:
@@ -132,18 +153,7 @@ class CausalLMPRM:
         return self._format
 
     def _encode(self, solution: Solution) -> tuple[list[int], list[int]]:
-        """Token ids, and the position of the token that closes each step's tag."""
-        text, ends = self._format.render(solution)
-        encoded = self._local.tokenizer(text, return_offsets_mapping=True)
-        ids, offsets = encoded.input_ids, encoded.offset_mapping
-        positions = []
-        for end in ends:
-            position = next((i for i, (_, stop) in enumerate(offsets) if stop >= end), None)
-            if position is None or offsets[position][1] != end:
-                raise ConfigError(
-                    f"{self._name}: a step tag does not end a token; steps must not run into it"
-                )
-            positions.append(position)
+        ids, positions = encode_for_prm(self._local.tokenizer, self._format, solution)
         context = self._local.context
         if context is not None and len(ids) > context:
             raise ConfigError(
