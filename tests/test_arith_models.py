@@ -1,14 +1,20 @@
-"""The arith policy's training data and training command (a few steps, not the full run)."""
+"""The arith models' training data and training commands (a few steps, not the full runs)."""
 
 from __future__ import annotations
 
 import itertools
 import random
 
+import pytest
+
 from ponder import Prompt, SamplingParams, run_sync
 from ponder.generators.transformers import TransformersGenerator
 from ponder.models.arith_policy import PROMPT, corrupt, examples, train
+from ponder.models.arith_prm import FORMAT as PRM_FORMAT
+from ponder.models.arith_prm import labelled_samples
+from ponder.models.arith_prm import train as train_prm
 from ponder.tasks.arith import GRID, make_problem, split_of
+from ponder.verifiers import CausalLMPRM, Solution
 
 
 def test_corrupted_attempts_are_wrong_but_consistent_after_the_error():
@@ -44,11 +50,38 @@ def test_training_examples_come_from_the_train_split_only():
     assert sum(p.startswith("Problem: ") and p.endswith("Solution:\n") for p, _ in pairs) > 1000
 
 
-def test_the_training_command_writes_a_loadable_model(tmp_path):
-    out = tmp_path / "policy"
+@pytest.fixture(scope="module")
+def briefly_trained_policy(tmp_path_factory):
+    out = tmp_path_factory.mktemp("models") / "policy"
     train(out, steps=2, seed=0, batch=4)
+    return out
+
+
+def test_the_training_command_writes_a_loadable_model(briefly_trained_policy):
+    out = briefly_trained_policy
     assert (out / "training_log.json").is_file()
     generator = TransformersGenerator(out)
     prompt = Prompt.raw(PROMPT.format(question="Start with 3. Add 4."))
     [generation] = run_sync(generator.generate([prompt], SamplingParams(max_tokens=8, seed=0)))
     assert generation.completions[0].num_tokens >= 1
+
+
+def test_prm_samples_are_labelled_by_the_checker(briefly_trained_policy):
+    data = labelled_samples(briefly_trained_policy, problems=3, samples=4, seed=0, max_tokens=24)
+    assert data, "an untrained policy still writes something"
+    for solution, labels in data:
+        assert len(labels) == len(solution.steps)
+        assert labels == sorted(labels, reverse=True), "once wrong, a solution stays wrong"
+
+
+def test_the_prm_training_command_writes_a_prm_that_scores_steps(briefly_trained_policy, tmp_path):
+    out = tmp_path / "prm"
+    train_prm(
+        out, briefly_trained_policy, problems=3, samples=4, steps=2, seed=0, batch=4, max_tokens=24
+    )
+    prm = CausalLMPRM(out)
+    assert prm.format == PRM_FORMAT
+    solution = Solution("Start with 3. Add 4.", ("3 + 4 = 7", "The answer is 7."))
+    [verdict] = run_sync(prm.score([solution]))
+    assert len(verdict.step_scores) == 2
+    assert all(0 <= s <= 1 for s in verdict.step_scores)
