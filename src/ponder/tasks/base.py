@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ponder.errors import ConfigError
@@ -93,6 +93,4 @@ class Task:
         return self.grader(answer, problem.answer)
 
     def with_format(self, prompt_format: PromptFormat) -> Task:
-        from dataclasses import replace
-
         return replace(self, prompt_format=prompt_format)
