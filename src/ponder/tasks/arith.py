@@ -12,9 +12,13 @@ gold solution does one operation per line and ends with a fixed answer line:
 
 The right solution is unique, so a step is right exactly when it and every
 step before it match the gold lines; `step_labels` says so for any attempt.
-Difficulty has three knobs: the number of operations, the digits of the added
-and subtracted operands, and the digits of multipliers (0: no multiplication).
-Values stay non-negative and below a million. Problems are a pure function of
+Difficulty has three knobs: the number of operations (1 to 8), the digits of
+the start value and of the added and subtracted operands (1 or 2), and whether
+the chain multiplies (by one digit). Values stay non-negative and below a
+thousand, so every single step is small enough for a 3M-parameter model to
+learn on a CPU in an hour: a problem is hard because its chain is long (each
+operand must be found in the question and each step can slip), not because
+one step is beyond the model. Problems are a pure function of
 the split and seed. The split of a question is fixed by a hash of its text, so
 train, dev and test never share a problem whatever their sizes.
 """
@@ -30,8 +34,8 @@ from ponder.errors import ConfigError
 from ponder.tasks.base import Problem, PromptFormat, Task
 
 SPLITS = ("train", "dev", "test")
-MAX_STEPS = 6
-MAX_VALUE = 999_999
+MAX_STEPS = 8
+MAX_VALUE = 999
 ARITH_FORMAT = PromptFormat("Problem: {question}\nSolution:\n", chat=False)
 # Sequential revision (Snell et al. 2024): the policy writes a new solution after an earlier one.
 REVISION_TEMPLATE = "Problem: {question}\nAttempt:\n{attempt}\nRevision:\n"
@@ -40,33 +44,29 @@ STEP_SEPARATOR = "\n"
 
 @dataclass(frozen=True, slots=True)
 class Difficulty:
-    """The knobs of one problem: operations, operand digits, multiplier digits (0: none)."""
+    """The knobs of one problem: operations, operand digits, and whether it multiplies."""
 
     steps: int
     digits: int
-    mul_digits: int
+    multiply: bool
 
     def __post_init__(self) -> None:
         if not 1 <= self.steps <= MAX_STEPS:
             raise ConfigError(f"steps must be in 1..{MAX_STEPS}, got {self.steps}")
-        if not 1 <= self.digits <= 3:
-            raise ConfigError(f"digits must be in 1..3, got {self.digits}")
-        if not 0 <= self.mul_digits <= 2:
-            raise ConfigError(f"mul_digits must be in 0..2, got {self.mul_digits}")
+        if not 1 <= self.digits <= 2:
+            raise ConfigError(f"digits must be 1 or 2, got {self.digits}")
+        if not isinstance(self.multiply, bool):
+            raise ConfigError(f"multiply must be True or False, got {self.multiply!r}")
 
 
 GRID = tuple(
     Difficulty(s, d, m)
-    for s, d, m in itertools.product(range(1, MAX_STEPS + 1), range(1, 4), range(3))
+    for s, d, m in itertools.product(range(1, MAX_STEPS + 1), (1, 2), (False, True))
 )
 
 
 def _operand(rng: random.Random, digits: int) -> int:
     return rng.randint(0 if digits == 1 else 10 ** (digits - 1), 10**digits - 1)
-
-
-def _multiplier(rng: random.Random, digits: int) -> int:
-    return rng.randint(2, 9) if digits == 1 else rng.randint(10, 99)
 
 
 def make_problem(rng: random.Random, difficulty: Difficulty) -> tuple[str, list[str], int]:
@@ -75,11 +75,11 @@ def make_problem(rng: random.Random, difficulty: Difficulty) -> tuple[str, list[
     sentences, lines = [f"Start with {value}."], []
     for _ in range(difficulty.steps):
         choices = ["+", "-"] if value > 0 else ["+"]
-        if difficulty.mul_digits and value * 10**difficulty.mul_digits <= MAX_VALUE:
+        if difficulty.multiply and 2 * value <= MAX_VALUE:
             choices.append("*")
         op = rng.choice(choices)
         if op == "*":
-            operand = _multiplier(rng, difficulty.mul_digits)
+            operand = rng.randint(2, min(9, MAX_VALUE // value)) if value else rng.randint(2, 9)
         else:
             operand = _operand(rng, difficulty.digits)
             if op == "+" and value + operand > MAX_VALUE:
