@@ -19,7 +19,6 @@ their own pass@1 over the samples. A second table uses the task's knobs
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import statistics
 import time
@@ -29,15 +28,9 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 from ponder import BudgetMeter, Prompt, SamplingParams, run_sync
 from ponder.generators.transformers import TransformersGenerator
+from ponder.metrics import pass_at_k
 from ponder.tasks import extract_answer
 from ponder.tasks.arith import REVISION_TEMPLATE, arith_task
-
-
-def pass_at_k(n: int, correct: int, k: int) -> float:
-    """Chen et al.'s unbiased estimate of P(at least one of k samples is right)."""
-    if n - correct < k:
-        return 1.0
-    return 1.0 - math.comb(n - correct, k) / math.comb(n, k)
 
 
 def fifths(values: list[int]) -> list[list[int]]:
@@ -118,7 +111,7 @@ def main() -> None:
     )
     steps = [int(p.metadata["difficulty"]["steps"]) for p in task.problems]
     by_steps = [[i for i, s in enumerate(steps) if s == k] for k in sorted(set(steps))]
-    table("by number of operations (1, 2, ... 6)", by_steps)
+    table(f"by number of operations (1 to {max(steps)})", by_steps)
 
 
 if __name__ == "__main__":
