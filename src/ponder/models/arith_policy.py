@@ -1,6 +1,6 @@
 """Train the embedded arith policy: a small Llama that solves arith problems and revises attempts.
 
-    python -m ponder.models.arith_policy OUT_DIR [--steps N] [--seed 0]
+    python -m ponder.models.arith_policy OUT_DIR [--steps 2600] [--seed 0]
 
 The training data is generated on the fly from the arith train split (never dev
 or test). Three examples in four are a problem and its gold solution; one in
@@ -22,11 +22,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from ponder.models.export import store_bfloat16
 from ponder.models.tiny import llama_config
 from ponder.models.tokenizer import train_sentencepiece
-from ponder.tasks.arith import GRID, REVISION_TEMPLATE, make_problem, split_of
+from ponder.tasks.arith import ARITH_FORMAT, GRID, REVISION_TEMPLATE, make_problem, split_of
+from ponder.tasks.base import PROMPT_FORMAT_FILE
 
-PROMPT = "Problem: {question}\nSolution:\n"
+PROMPT = ARITH_FORMAT.template
 VOCAB_SIZE = 384
 # The step tag of Math-Shepherd-style PRMs: one token, so the PRM (fine-tuned from this policy,
 # with its tokenizer) can be scored at each step's end.
@@ -85,7 +87,30 @@ def build_tokenizer(out: Path, seed: int) -> Any:
     return AutoTokenizer.from_pretrained(out)
 
 
-def train(out_dir: Path, *, steps: int, seed: int, batch: int = 32, lr: float = 1e-3) -> None:
+def _batches(
+    stream: Iterator[tuple[str, str]], tokenizer: Any, batch: int, rng: random.Random, pool: int = 8
+) -> Iterator[tuple[list[list[int]], list[list[int]]]]:
+    """Token ids and labels (-100 on the prompt) in batches of similar lengths, to pad little."""
+    while True:
+        encoded = []
+        for prompt, completion in (next(stream) for _ in range(batch * pool)):
+            p = tokenizer(prompt).input_ids
+            c = [*tokenizer(completion, add_special_tokens=False).input_ids, tokenizer.eos_token_id]
+            encoded.append((p + c, [-100] * len(p) + c))
+        encoded.sort(key=lambda pair: len(pair[0]))
+        groups = [encoded[i : i + batch] for i in range(0, len(encoded), batch)]
+        rng.shuffle(groups)
+        for group in groups:
+            yield [ids for ids, _ in group], [labels for _, labels in group]
+
+
+def write_prompt_format(folder: Path) -> None:
+    """Declare in `folder` the prompt layout the policy was trained on, for `default_format`."""
+    fields = {"template": ARITH_FORMAT.template, "chat": ARITH_FORMAT.chat}
+    (folder / PROMPT_FORMAT_FILE).write_text(json.dumps(fields, indent=1) + "\n")
+
+
+def train(out_dir: Path, *, steps: int, seed: int, batch: int = 32, lr: float = 1.5e-3) -> None:
     import torch
     from transformers import LlamaForCausalLM
 
@@ -102,18 +127,12 @@ def train(out_dir: Path, *, steps: int, seed: int, batch: int = 32, lr: float = 
         lr=lr,
         betas=(0.9, 0.95),
     )
-    stream = examples(random.Random(seed + 1))
+    batches = _batches(examples(random.Random(seed + 1)), tokenizer, batch, random.Random(seed + 2))
     log: list[dict[str, float]] = []
     start = time.monotonic()
     model.train()
     for step in range(steps):
-        pairs = [next(stream) for _ in range(batch)]
-        ids, labels = [], []
-        for prompt, completion in pairs:
-            p = tokenizer(prompt).input_ids
-            c = [*tokenizer(completion, add_special_tokens=False).input_ids, tokenizer.eos_token_id]
-            ids.append(p + c)
-            labels.append([-100] * len(p) + c)
+        ids, labels = next(batches)
         width = max(len(x) for x in ids)
         input_ids = torch.tensor([x + [tokenizer.pad_token_id] * (width - len(x)) for x in ids])
         target = torch.tensor([y + [-100] * (width - len(y)) for y in labels])
@@ -135,6 +154,8 @@ def train(out_dir: Path, *, steps: int, seed: int, batch: int = 32, lr: float = 
             print(f"step {step:5d}  loss {loss.item():.4f}  {minutes}", flush=True)
     model.eval()
     model.save_pretrained(out_dir)
+    store_bfloat16(out_dir)
+    write_prompt_format(out_dir)
     (out_dir / "training_log.json").write_text(
         json.dumps(
             {
@@ -153,7 +174,7 @@ def train(out_dir: Path, *, steps: int, seed: int, batch: int = 32, lr: float = 
 def main() -> None:
     parser = argparse.ArgumentParser(description="Train the embedded arith policy.")
     parser.add_argument("out", type=Path)
-    parser.add_argument("--steps", type=int, default=1500)
+    parser.add_argument("--steps", type=int, default=2600)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     train(args.out, steps=args.steps, seed=args.seed)

@@ -30,6 +30,7 @@ from typing import Any
 from ponder import Prompt, SamplingParams
 from ponder.generators.transformers import TransformersGenerator
 from ponder.models.arith_policy import PROMPT, STEP_TAG
+from ponder.models.export import store_bfloat16
 from ponder.tasks.arith import STEP_SEPARATOR, arith_problems, step_labels
 from ponder.verifiers.base import Solution
 from ponder.verifiers.prm import FORMAT_FILE, PRMFormat, encode_for_prm, label_token_ids
@@ -124,6 +125,7 @@ def train(
     model.eval()
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir)
+    store_bfloat16(out_dir)
     tokenizer.save_pretrained(out_dir)
     (out_dir / FORMAT_FILE).write_text(json.dumps(asdict(FORMAT), indent=1))
     good_steps = sum(label for _, labels in data for label in labels)
