@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from ponder.errors import ConfigError
@@ -22,6 +24,9 @@ class Problem:
     metadata: Mapping[str, Any] = field(default_factory=dict)
 
 
+PROMPT_FORMAT_FILE = "ponder_prompt.json"
+
+
 @dataclass(frozen=True, slots=True)
 class PromptFormat:
     """How a question becomes a prompt.
@@ -38,6 +43,22 @@ class PromptFormat:
     def __post_init__(self) -> None:
         if "{question}" not in self.template:
             raise ConfigError("a prompt template needs a {question} field")
+
+    @classmethod
+    def of_folder(cls, folder: Path) -> PromptFormat | None:
+        """The format a model folder declares in `ponder_prompt.json`, if it has one.
+
+        A model trained on one prompt layout (ponder's arith policy, say) states
+        it there, so that it is prompted the way it was trained by default.
+        """
+        path = Path(folder) / PROMPT_FORMAT_FILE
+        if not path.is_file():
+            return None
+        try:
+            fields = json.loads(path.read_text())
+            return cls(**fields)
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"{path} is not a valid prompt format: {exc}") from None
 
     def render(self, question: str) -> Prompt:
         text = self.template.format(question=question)
