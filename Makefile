@@ -8,7 +8,7 @@ VLLM_VENV := .venv-vllm
 PIP := $(VENV)/bin/pip install -qq
 TINY_MODEL := .cache/tiny-llama
 
-.PHONY: demo test test-fast lint bench setup vllm clean
+.PHONY: demo test test-fast lint bench bench-embedded setup vllm clean
 
 setup: $(VENV)/.installed
 
@@ -34,8 +34,9 @@ $(VLLM_VENV)/.installed:
 $(TINY_MODEL)/config.json: $(VENV)/.installed src/ponder/models/tiny.py
 	$(VENV)/bin/python -m ponder.models.tiny $(TINY_MODEL)
 
-demo: $(VENV)/.installed $(TINY_MODEL)/config.json
-	$(VENV)/bin/ponder solve "What is 12 + 7?" --model $(TINY_MODEL) --verbose
+# The embedded default: the committed arith policy, no model flag needed.
+demo: $(VENV)/.installed
+	$(VENV)/bin/ponder solve "Start with 37. Add 48. Multiply by 6. Subtract 125." --verbose
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check src tests benchmarks
@@ -53,6 +54,12 @@ test-fast: $(VENV)/.installed $(TINY_MODEL)/config.json
 
 bench: $(VENV)/.installed
 	$(VENV)/bin/python benchmarks/generation_throughput.py
+
+# The embedded models' measured targets (the numbers in their model cards).
+bench-embedded: $(VENV)/.installed
+	$(VENV)/bin/python benchmarks/arith_policy.py src/ponder/models/arith-policy
+	$(VENV)/bin/python benchmarks/arith_prm.py src/ponder/models/arith-prm \
+		--policy src/ponder/models/arith-policy
 
 clean:
 	rm -rf $(VENV) $(VLLM_VENV) .cache .pytest_cache

@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import itertools
+import json
 import random
+import shutil
 
 import pytest
 
 from ponder import Prompt, SamplingParams, run_sync
 from ponder.generators.transformers import TransformersGenerator
-from ponder.models.arith_policy import PROMPT, corrupt, examples, train
+from ponder.models.arith_policy import (
+    PROMPT,
+    corrupt,
+    examples,
+    revision_examples,
+    train,
+    train_revisions,
+)
 from ponder.models.arith_prm import FORMAT as PRM_FORMAT
 from ponder.models.arith_prm import labelled_samples
 from ponder.models.arith_prm import train as train_prm
@@ -64,6 +73,32 @@ def test_the_training_command_writes_a_loadable_model(briefly_trained_policy):
     prompt = Prompt.raw(PROMPT.format(question="Start with 3. Add 4."))
     [generation] = run_sync(generator.generate([prompt], SamplingParams(max_tokens=8, seed=0)))
     assert generation.completions[0].num_tokens >= 1
+
+
+def test_the_revision_phase_mixes_own_attempts_with_phase_one_examples():
+    question, gold = "Start with 3. Add 4.", "3 + 4 = 7\nThe answer is 7."
+    attempts = [
+        (question, gold, "3 + 4 = 8\nThe answer is 8.", False),
+        (question, gold, "3 + 4 = 7\nThe answer is 7.", True),
+    ]
+    pairs = list(itertools.islice(revision_examples(attempts, random.Random(0)), 2000))
+    own_wrong = sum("Attempt:\n3 + 4 = 8\n" in p and c == gold for p, c in pairs) / len(pairs)
+    own_right = sum("Attempt:\n3 + 4 = 7\n" in p and c == gold for p, c in pairs) / len(pairs)
+    assert 0.45 < own_wrong < 0.55
+    assert 0.07 < own_right < 0.13
+    assert all(split_of(p.split("\n")[0].removeprefix("Problem: ")) == "train" for p, _ in pairs)
+
+
+def test_the_revision_phase_fine_tunes_the_policy_in_place(briefly_trained_policy, tmp_path):
+    out = tmp_path / "policy"
+    shutil.copytree(briefly_trained_policy, out)
+    before = (out / "model.safetensors").read_bytes()
+    train_revisions(out, steps=2, seed=0, problems=2, samples=2, batch=4)
+    assert (out / "model.safetensors").read_bytes() != before
+    record = json.loads((out / "training_log.json").read_text())
+    assert record["revision_phase"]["steps"] == 2
+    assert record["revision_phase"]["attempts"] >= 1
+    assert (out / "ponder_prompt.json").is_file()
 
 
 def test_prm_samples_are_labelled_by_the_checker(briefly_trained_policy):

@@ -1,5 +1,6 @@
 """The `ponder` command line.
 
+    ponder solve "Start with 37. Add 48. Multiply by 6."    # the embedded arith policy
     ponder solve "What is 17 * 23?" --model PATH_OR_URL [--json]
 
 Errors the user can fix (a missing model folder, an unreachable server, an
@@ -38,8 +39,8 @@ def _parser() -> argparse.ArgumentParser:
     solve.add_argument("problem", help="the problem text")
     solve.add_argument(
         "--model",
-        required=True,
-        help="a Hugging Face model folder, or an OpenAI-compatible server URL",
+        help="a Hugging Face model folder, or an OpenAI-compatible server URL "
+        "(default: ponder's embedded arith policy)",
     )
     solve.add_argument("--served-model", help="the model name on the server (default: its first)")
     solve.add_argument(
@@ -66,6 +67,7 @@ def _solve(args: argparse.Namespace) -> int:
     from ponder.budget import Budget
     from ponder.generators import load_generator
     from ponder.generators.openai import OpenAIGenerator
+    from ponder.models import embedded_policy
     from ponder.solve import asolve
     from ponder.strategies import SingleParams
     from ponder.sync import run_sync
@@ -75,7 +77,7 @@ def _solve(args: argparse.Namespace) -> int:
         raise _UsageError("the problem is empty: give the question to solve")
     params = SingleParams(temperature=args.temperature, max_tokens=args.max_tokens, seed=args.seed)
     budget = Budget.parse(args.budget) if args.budget else None
-    generator = load_generator(args.model, model=args.served_model)
+    generator = load_generator(args.model or embedded_policy(), model=args.served_model)
     if isinstance(generator, OpenAIGenerator):
         run_sync(generator.connect())
     prompt_format = {"chat": MATH_CHAT, "raw": MATH_RAW, "auto": None}[args.format]

@@ -7,6 +7,7 @@ from pathlib import Path
 from ponder.budget import Budget
 from ponder.errors import ConfigError
 from ponder.generators import Generator, load_generator
+from ponder.models import embedded_policy
 from ponder.strategies import Single, SingleParams
 from ponder.sync import run_sync
 from ponder.tasks import MATH_CHAT, MATH_RAW, Problem, PromptFormat, Task
@@ -14,7 +15,16 @@ from ponder.types import Result
 
 
 def default_format(generator: Generator) -> PromptFormat:
-    """Chat prompts for models that have a chat template, raw prompts for base models."""
+    """How to prompt `generator` when nobody says.
+
+    The format its model folder declares (`ponder_prompt.json`, as the embedded
+    arith policy does), else chat prompts for models with a chat template and
+    raw prompts for base models.
+    """
+    folder = getattr(generator, "folder", None)
+    declared = PromptFormat.of_folder(folder) if folder is not None else None
+    if declared is not None:
+        return declared
     tokenizer = getattr(generator, "tokenizer", None)
     if tokenizer is not None and not getattr(tokenizer, "chat_template", None):
         return MATH_RAW
@@ -41,13 +51,18 @@ async def asolve(
 
 def solve(
     question: str,
-    model: str | Path | Generator,
+    model: str | Path | Generator | None = None,
     *,
     budget: Budget | None = None,
     prompt_format: PromptFormat | None = None,
     params: SingleParams | None = None,
 ) -> Result:
-    """Answer `question` with `model`: a model folder, a server URL, or a Generator."""
+    """Answer `question` with `model`: a model folder, a server URL, or a Generator.
+
+    With no model, ponder's embedded arith policy answers.
+    """
+    if model is None:
+        model = embedded_policy()
     generator = model if isinstance(model, Generator) else load_generator(model)
     return run_sync(
         asolve(question, generator, budget=budget, prompt_format=prompt_format, params=params)

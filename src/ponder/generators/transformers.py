@@ -95,6 +95,11 @@ class TransformersGenerator:
     def tokenizer(self) -> Any:
         return self._tokenizer
 
+    @property
+    def folder(self) -> Path:
+        """The model folder this generator loaded."""
+        return self._local.folder
+
     def render(self, prompt: Prompt) -> str:
         """The exact text the model continues for `prompt`."""
         if prompt.messages is None:

@@ -1,13 +1,15 @@
 """Train the embedded arith policy: a small Llama that solves arith problems and revises attempts.
 
-    python -m ponder.models.arith_policy OUT_DIR [--steps 2600] [--seed 0]
+    python -m ponder.models.arith_policy OUT_DIR [--steps 2600] [--revision-steps 600] [--seed 0]
 
-The training data is generated on the fly from the arith train split (never dev
-or test). Three examples in four are a problem and its gold solution; one in
-four is a revision: the problem, an earlier attempt and the gold solution after
-it. Most attempts are wrong (a gold solution with one step's result corrupted
-and every later step computed from the wrong value, the kind of mistake the
-policy itself makes); the rest are right and are copied. Loss is on the
+Training data comes from the arith train split only (never dev or test), in two
+phases. Phase 1 trains a fresh model on examples generated on the fly: three in
+four are a problem and its gold solution; one in four is a revision: the
+problem, an earlier attempt and the gold solution after it, the attempt mostly
+a synthetic wrong one (one step's result a near miss, later steps computed
+from it) and otherwise right (to be copied). Phase 2 (`train_revisions`) has
+the phase-1 model sample train problems and fine-tunes it to write the gold
+solution after its *own* attempts, mixed with phase-1 examples. Loss is on the
 solution only. Everything is seeded; the log of losses goes beside the weights.
 """
 
@@ -110,24 +112,26 @@ def write_prompt_format(folder: Path) -> None:
     (folder / PROMPT_FORMAT_FILE).write_text(json.dumps(fields, indent=1) + "\n")
 
 
-def train(out_dir: Path, *, steps: int, seed: int, batch: int = 32, lr: float = 1.5e-3) -> None:
+def _fit(
+    model: Any,
+    tokenizer: Any,
+    batches: Iterator[tuple[list[list[int]], list[list[int]]]],
+    *,
+    steps: int,
+    lr: float,
+    warmup: int,
+    weight_decay: float,
+) -> list[dict[str, float]]:
+    """AdamW with warm-up and a cosine decay to lr/10; returns the loss log."""
     import torch
-    from transformers import LlamaForCausalLM
 
-    torch.manual_seed(seed)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tokenizer = build_tokenizer(out_dir, seed)
-    tokenizer.padding_side = "right"
-    config = llama_config(tokenizer, hidden=256, layers=4, heads=4, kv_heads=4, ffn=688)
-    model = LlamaForCausalLM(config)
-    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
-    rest = [p for n, p in model.named_parameters() if p.dim() < 2]
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    rest = [p for p in model.parameters() if p.dim() < 2]
     optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": 0.1}, {"params": rest, "weight_decay": 0.0}],
+        [{"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}],
         lr=lr,
         betas=(0.9, 0.95),
     )
-    batches = _batches(examples(random.Random(seed + 1)), tokenizer, batch, random.Random(seed + 2))
     log: list[dict[str, float]] = []
     start = time.monotonic()
     model.train()
@@ -137,7 +141,7 @@ def train(out_dir: Path, *, steps: int, seed: int, batch: int = 32, lr: float = 
         input_ids = torch.tensor([x + [tokenizer.pad_token_id] * (width - len(x)) for x in ids])
         target = torch.tensor([y + [-100] * (width - len(y)) for y in labels])
         mask = (torch.arange(width)[None, :] < torch.tensor([len(x) for x in ids])[:, None]).long()
-        warm = min(1.0, (step + 1) / 100)
+        warm = min(1.0, (step + 1) / warmup)
         cosine = 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / steps))
         for group in optimizer.param_groups:
             group["lr"] = lr * warm * cosine
@@ -153,31 +157,135 @@ def train(out_dir: Path, *, steps: int, seed: int, batch: int = 32, lr: float = 
             minutes = f"{elapsed / 60:.1f} min, eta {eta:.1f} min"
             print(f"step {step:5d}  loss {loss.item():.4f}  {minutes}", flush=True)
     model.eval()
+    return log
+
+
+def train(out_dir: Path, *, steps: int, seed: int, batch: int = 32, lr: float = 1.5e-3) -> None:
+    """Phase 1: a fresh model on gold solutions and revisions of synthetic wrong attempts."""
+    import torch
+    from transformers import LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    start = time.monotonic()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tokenizer = build_tokenizer(out_dir, seed)
+    tokenizer.padding_side = "right"
+    config = llama_config(tokenizer, hidden=256, layers=4, heads=4, kv_heads=4, ffn=688)
+    model = LlamaForCausalLM(config)
+    batches = _batches(examples(random.Random(seed + 1)), tokenizer, batch, random.Random(seed + 2))
+    log = _fit(model, tokenizer, batches, steps=steps, lr=lr, warmup=100, weight_decay=0.1)
     model.save_pretrained(out_dir)
     store_bfloat16(out_dir)
     write_prompt_format(out_dir)
-    (out_dir / "training_log.json").write_text(
-        json.dumps(
-            {
-                "steps": steps,
-                "seed": seed,
-                "batch": batch,
-                "lr": lr,
-                "minutes": (time.monotonic() - start) / 60,
-                "log": log,
-            },
-            indent=1,
-        )
-    )
+    record = {"steps": steps, "seed": seed, "batch": batch, "lr": lr, "log": log}
+    record["minutes"] = (time.monotonic() - start) / 60
+    (out_dir / "training_log.json").write_text(json.dumps(record, indent=1))
+
+
+def own_attempts(
+    folder: Path, *, problems: int, samples: int, seed: int
+) -> list[tuple[str, str, str, bool]]:
+    """(question, gold solution, attempt, right) for the policy's own samples of train problems."""
+    from ponder.generators.base import SamplingParams
+    from ponder.generators.transformers import TransformersGenerator
+    from ponder.tasks.arith import arith_problems, integer_grader
+    from ponder.tasks.extract import extract_answer
+    from ponder.types import Prompt
+
+    generator = TransformersGenerator(folder)
+    chosen = arith_problems("train", problems, seed=seed + 7)
+    prompts = [Prompt.raw(PROMPT.format(question=p.question)) for p in chosen]
+    params = SamplingParams(n=samples, max_tokens=256, temperature=1.0, seed=seed + 7)
+    generations = generator.generate_blocking(prompts, params)
+    attempts = []
+    for problem, generation in zip(chosen, generations, strict=True):
+        for completion in dict.fromkeys(c.text.strip() for c in generation.completions):
+            if completion:
+                right = integer_grader(extract_answer(completion), str(problem.answer))
+                gold = str(problem.metadata["solution"])
+                attempts.append((problem.question, gold, completion, right))
+    return attempts
+
+
+def revision_examples(
+    attempts: list[tuple[str, str, str, bool]], rng: random.Random
+) -> Iterator[tuple[str, str]]:
+    """Phase 2's mix, forever: 4 in 10 phase-1 examples (so solving is not forgotten),
+    5 in 10 revisions of the policy's own wrong attempts, 1 in 10 of its own right ones."""
+    base = examples(rng)
+    wrong = [a for a in attempts if not a[3]]
+    right = [a for a in attempts if a[3]]
+    while True:
+        r = rng.random()
+        if r < 0.4 or not wrong or not right:
+            yield next(base)
+            continue
+        question, gold, attempt, _ = rng.choice(wrong if r < 0.9 else right)
+        yield REVISION_TEMPLATE.format(question=question, attempt=attempt), gold
+
+
+def train_revisions(
+    out_dir: Path,
+    *,
+    steps: int,
+    seed: int,
+    problems: int = 3000,
+    samples: int = 4,
+    batch: int = 32,
+    lr: float = 3e-4,
+) -> None:
+    """Phase 2: fine-tune the phase-1 policy in `out_dir` to revise its *own* wrong attempts.
+
+    Phase 1's synthetic attempts have one kind of error (a near-miss result);
+    the policy's own are of other kinds too (a wrong operand copied from the
+    question, a dropped step), and a model that learned to copy an attempt up to
+    a near miss copies those. So, as Snell et al. (2024) train their revision
+    model on the policy's own samples, the policy samples train problems and
+    learns to write the gold solution after its own attempts.
+    """
+    import torch
+    from transformers import AutoTokenizer, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    start = time.monotonic()
+    attempts = own_attempts(out_dir, problems=problems, samples=samples, seed=seed)
+    sampled = (time.monotonic() - start) / 60
+    tokenizer = AutoTokenizer.from_pretrained(out_dir)
+    tokenizer.padding_side = "right"
+    model = LlamaForCausalLM.from_pretrained(out_dir, dtype=torch.float32)
+    stream = revision_examples(attempts, random.Random(seed + 3))
+    batches = _batches(stream, tokenizer, batch, random.Random(seed + 4))
+    log = _fit(model, tokenizer, batches, steps=steps, lr=lr, warmup=50, weight_decay=0.1)
+    model.save_pretrained(out_dir)
+    store_bfloat16(out_dir)
+    path = out_dir / "training_log.json"
+    record = json.loads(path.read_text()) if path.is_file() else {}
+    record["revision_phase"] = {
+        "steps": steps,
+        "seed": seed,
+        "problems": problems,
+        "samples": samples,
+        "attempts": len(attempts),
+        "wrong_attempts": sum(not a[3] for a in attempts),
+        "batch": batch,
+        "lr": lr,
+        "sampling_minutes": sampled,
+        "minutes": (time.monotonic() - start) / 60,
+        "log": log,
+    }
+    path.write_text(json.dumps(record, indent=1))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="Train the embedded arith policy.")
     parser.add_argument("out", type=Path)
-    parser.add_argument("--steps", type=int, default=2600)
+    parser.add_argument("--steps", type=int, default=2600, help="phase 1 steps")
+    parser.add_argument("--revision-steps", type=int, default=600, help="phase 2 steps (0: none)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     train(args.out, steps=args.steps, seed=args.seed)
+    if args.revision_steps:
+        train_revisions(args.out, steps=args.revision_steps, seed=args.seed)
 
 
 if __name__ == "__main__":

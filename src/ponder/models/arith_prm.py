@@ -50,7 +50,7 @@ def labelled_samples(
     samples: int,
     seed: int,
     split: str = "train",
-    max_tokens: int = 256,
+    max_tokens: int = 160,
 ) -> list[tuple[Solution, list[bool]]]:
     """Distinct policy solutions of `problems` problems of `split`, with their step labels."""
     generator = TransformersGenerator(policy)
@@ -81,7 +81,7 @@ def train(
     seed: int,
     batch: int = 32,
     lr: float = 3e-4,
-    max_tokens: int = 256,
+    max_tokens: int = 160,
 ) -> None:
     import torch
     from transformers import AutoTokenizer, LlamaForCausalLM
