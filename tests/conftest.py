@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -64,11 +65,11 @@ def _vllm_python() -> str:
     return str(python)
 
 
-@pytest.fixture(scope="session")
-def vllm_url(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real vLLM OpenAI-compatible server on 127.0.0.1, serving the tiny model as "tiny"."""
+@contextlib.contextmanager
+def _vllm_server(model: Path, name: str, log_dir: Path) -> Iterator[str]:
+    """A real vLLM OpenAI-compatible server on 127.0.0.1 serving `model` as `name`."""
     port = _free_port()
-    log_path = tmp_path_factory.mktemp("vllm") / "server.log"
+    log_path = log_dir / "server.log"
     env = {
         **os.environ,
         "HF_HUB_OFFLINE": "1",
@@ -81,9 +82,9 @@ def vllm_url(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
         "-m",
         "vllm.entrypoints.openai.api_server",
         "--model",
-        str(tiny_model),
+        str(model),
         "--served-model-name",
-        "tiny",
+        name,
         "--host",
         "127.0.0.1",
         "--port",
@@ -116,7 +117,7 @@ def vllm_url(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
             if time.monotonic() > deadline:
                 pytest.fail(f"vLLM did not answer within {VLLM_START_SECONDS} s; log: {log_path}")
             time.sleep(1)
-        _warm_up(base)
+        _warm_up(base, name)
         yield f"{base}/v1"
     finally:
         os.killpg(server.pid, signal.SIGTERM)
@@ -127,11 +128,28 @@ def vllm_url(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
             server.wait()
 
 
-def _warm_up(base: str) -> None:
+@pytest.fixture(scope="session")
+def vllm_url(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real vLLM server serving the tiny chat model as "tiny"."""
+    with _vllm_server(tiny_model, "tiny", tmp_path_factory.mktemp("vllm-tiny")) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def vllm_arith_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real vLLM server serving the committed embedded arith policy as "arith-policy"."""
+    from ponder.models import embedded_policy
+
+    folder = embedded_policy()
+    with _vllm_server(folder, "arith-policy", tmp_path_factory.mktemp("vllm-arith")) as url:
+        yield url
+
+
+def _warm_up(base: str, name: str) -> None:
     """The first request asking for logprobs is slow once; pay that outside the tests."""
     import json
 
-    body = json.dumps({"model": "tiny", "prompt": "a", "max_tokens": 2, "logprobs": 1}).encode()
+    body = json.dumps({"model": name, "prompt": "a", "max_tokens": 2, "logprobs": 1}).encode()
     request = urllib.request.Request(
         f"{base}/v1/completions", data=body, headers={"Content-Type": "application/json"}
     )

@@ -60,7 +60,7 @@ def test_token_budget_is_applied(ponder_cli, tiny_model):
         (["solve", "x", "--model", "http://127.0.0.1:9/v1"], 1, "cannot reach"),
         (["solve", "   ", "--model", "MODEL"], 2, "the problem is empty"),
         (["solve", "x", "--model", "MODEL", "--bogus"], 2, "unrecognized arguments: --bogus"),
-        (["solve", "x"], 2, "--model"),
+        (["solve", "x", "--format", "xml"], 2, "invalid choice"),
         (["solve", "x", "--model", "MODEL", "--budget", "lots"], 1, "cannot read budget"),
         (["solve", "x", "--model", "MODEL", "--max-tokens", "0"], 1, "max_tokens"),
         (["solve", "x", "--model", "MODEL", "--temperature", "hot"], 2, "invalid float"),

@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import shutil
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -35,6 +36,7 @@ from ponder.tasks.arith import STEP_SEPARATOR, arith_problems, step_labels
 from ponder.verifiers.base import Solution
 from ponder.verifiers.prm import FORMAT_FILE, PRMFormat, encode_for_prm, label_token_ids
 
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "tokenizer_config.json")
 FORMAT = PRMFormat(
     prefix=PROMPT,
     step="{step} " + STEP_TAG + "\n",
@@ -126,7 +128,8 @@ def train(
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir)
     store_bfloat16(out_dir)
-    tokenizer.save_pretrained(out_dir)
+    for name in TOKENIZER_FILES:  # the policy's own files: tokenizer.model too, for llama.cpp
+        shutil.copy(policy / name, out_dir / name)
     (out_dir / FORMAT_FILE).write_text(json.dumps(asdict(FORMAT), indent=1))
     good_steps = sum(label for _, labels in data for label in labels)
     all_steps = sum(len(labels) for _, labels in data)

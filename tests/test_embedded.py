@@ -1,0 +1,132 @@
+"""The committed embedded models: plain Hugging Face folders, a policy whose accuracy falls with
+difficulty, a PRM that ranks right solutions above wrong ones, and the default of `ponder solve`.
+
+The full measurements (fifths by oracle difficulty, coverage at 64 samples, AUROCs on 200
+problems) are in benchmarks/arith_policy.py and benchmarks/arith_prm.py; these tests check
+the same properties on a fixed small sample, with wide margins.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+
+import pytest
+
+from ponder import Prompt, SamplingParams, run_sync
+from ponder.cli import main
+from ponder.generators.openai import OpenAIGenerator
+from ponder.generators.transformers import TransformersGenerator
+from ponder.metrics import auroc
+from ponder.models import embedded, embedded_policy, embedded_prm
+from ponder.tasks import extract_answer
+from ponder.tasks.arith import STEP_SEPARATOR, arith_task, step_labels
+from ponder.verifiers import CausalLMPRM, Solution
+
+SAMPLES = 8
+PER_BIN = 24
+
+
+@pytest.fixture(scope="module")
+def policy():
+    return TransformersGenerator(embedded_policy())
+
+
+@pytest.fixture(scope="module")
+def bins():
+    """The first test problems with 1-2 operations (easy) and with 7-8 two-digit ones (hard)."""
+    task = arith_task("test")
+    knobs = [p.metadata["difficulty"] for p in task.problems]
+    easy = [p for p, k in zip(task.problems, knobs, strict=True) if k["steps"] <= 2]
+    hard = [
+        p
+        for p, k in zip(task.problems, knobs, strict=True)
+        if k["steps"] >= 7 and k["digits"] == 2 and k["multiply"]
+    ]
+    assert len(easy) >= PER_BIN and len(hard) >= PER_BIN
+    return task, {"easy": easy[:PER_BIN], "hard": hard[:PER_BIN]}
+
+
+@pytest.fixture(scope="module")
+def samples(policy, bins):
+    """SAMPLES solutions at temperature 1.0 for each problem of both bins."""
+    task, groups = bins
+    problems = groups["easy"] + groups["hard"]
+    params = SamplingParams(n=SAMPLES, max_tokens=200, temperature=1.0, seed=0)
+    generations = run_sync(policy.generate([task.prompt(p) for p in problems], params))
+    return {
+        p.id: [c.text for c in g.completions] for p, g in zip(problems, generations, strict=True)
+    }
+
+
+@pytest.mark.parametrize("name", ["arith-policy", "arith-prm"])
+def test_the_folders_are_plain_small_hugging_face_models_with_a_card(name):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder = embedded(name)
+    model = AutoModelForCausalLM.from_pretrained(folder)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    assert type(model).__name__ == "LlamaForCausalLM"
+    assert (folder / "tokenizer.model").is_file(), "SentencePiece model for llama.cpp and vLLM"
+    assert (folder / "MODEL_CARD.md").is_file()
+    assert (folder / "model.safetensors").stat().st_size < 8_000_000
+    assert [tokenizer.decode([t]) for t in tokenizer("907", add_special_tokens=False).input_ids][
+        -3:
+    ] == ["9", "0", "7"], "every digit is its own token"
+    if name == "arith-prm":
+        assert json.loads((folder / "ponder_prm.json").read_text())["tag"] == "ки"
+
+
+def test_policy_accuracy_falls_steeply_with_difficulty(bins, samples):
+    task, groups = bins
+    rate = {
+        name: statistics.mean(
+            task.is_correct(extract_answer(text), p) for p in problems for text in samples[p.id]
+        )
+        for name, problems in groups.items()
+    }
+    assert rate["easy"] >= 0.7, rate
+    assert rate["hard"] <= rate["easy"] - 0.4, rate
+
+
+def test_prm_ranks_right_solutions_above_wrong_ones(bins, samples):
+    task, groups = bins
+    prm = CausalLMPRM(embedded_prm())
+    solutions, answer_right, step_truth = [], [], []
+    for problem in groups["easy"] + groups["hard"]:
+        for text in dict.fromkeys(samples[problem.id]):  # distinct solutions
+            steps = tuple(s.strip() for s in text.split(STEP_SEPARATOR) if s.strip())
+            if not steps:
+                continue
+            solutions.append(Solution(problem.question, steps))
+            answer_right.append(task.is_correct(extract_answer(text), problem))
+            step_truth += step_labels(problem, "\n".join(steps))
+    verdicts = prm.score_blocking(solutions)
+    step_scores = [s for v in verdicts for s in v.step_scores]
+    assert auroc([v.outcome for v in verdicts], answer_right) >= 0.7  # chance: 0.5
+    assert auroc(step_scores, step_truth) >= 0.75
+    outcomes = zip(verdicts, answer_right, strict=True)
+    wrong_passed = [v.outcome >= 0.5 for v, ok in outcomes if not ok]
+    assert sum(wrong_passed) < len(wrong_passed) / 2, "most wrong answers are scored as wrong"
+
+
+def test_ponder_solve_uses_the_embedded_policy_with_no_flags(capsys):
+    assert main(["solve", "Start with 12. Add 17. Subtract 5.", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["model"] == "arith-policy"
+    assert result["answer"] == "24"
+    lines = [line.strip() for line in result["chosen"]["text"].strip().split("\n")]
+    assert lines == ["12 + 17 = 29", "29 - 5 = 24", "The answer is 24."]
+
+
+@pytest.mark.vllm
+def test_vllm_serves_the_policy_and_decodes_as_ponder_does(vllm_arith_url, policy, bins):
+    task, groups = bins
+    prompts = [task.prompt(p) for p in groups["easy"][:4] + groups["hard"][:4]]
+    assert all(isinstance(p, Prompt) and not p.is_chat for p in prompts)
+    params = SamplingParams(n=1, max_tokens=200, temperature=0.0)
+    served = OpenAIGenerator(vllm_arith_url, model="arith-policy")
+    remote = run_sync(served.generate(prompts, params))
+    local = run_sync(policy.generate(prompts, params))
+    assert [g.completions[0].text for g in remote] == [g.completions[0].text for g in local]
+    assert all(g.completions[0].finish_reason == "stop" for g in remote)
