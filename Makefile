@@ -36,7 +36,7 @@ $(TINY_MODEL)/config.json: $(VENV)/.installed src/ponder/models/tiny.py
 
 # The embedded default: the committed arith policy, no model flag needed.
 demo: $(VENV)/.installed
-	$(VENV)/bin/ponder solve "Start with 37. Add 48. Multiply by 6. Subtract 125." --verbose
+	$(VENV)/bin/ponder solve "Start with 37. Add 48. Multiply by 6. Subtract 25." --verbose
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check src tests benchmarks

@@ -3,12 +3,12 @@
 A problem is a chain of operations on one running value, stated in words; its
 gold solution does one operation per line and ends with a fixed answer line:
 
-    Problem: Start with 37. Add 48. Multiply by 6. Subtract 125.
+    Problem: Start with 37. Add 48. Multiply by 6. Subtract 25.
     Solution:
     37 + 48 = 85
     85 * 6 = 510
-    510 - 125 = 385
-    The answer is 385.
+    510 - 25 = 485
+    The answer is 485.
 
 The right solution is unique, so a step is right exactly when it and every
 step before it match the gold lines; `step_labels` says so for any attempt.
