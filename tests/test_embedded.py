@@ -13,7 +13,7 @@ import statistics
 
 import pytest
 
-from ponder import Prompt, SamplingParams, run_sync
+from ponder import Prompt, SamplingParams, load_generator, run_sync, solve
 from ponder.cli import main
 from ponder.generators.openai import OpenAIGenerator
 from ponder.generators.transformers import TransformersGenerator
@@ -117,6 +117,11 @@ def test_ponder_solve_uses_the_embedded_policy_with_no_flags(capsys):
     assert result["answer"] == "24"
     lines = [line.strip() for line in result["chosen"]["text"].strip().split("\n")]
     assert lines == ["12 + 17 = 29", "29 - 5 = 24", "The answer is 24."]
+
+
+def test_solve_and_load_generator_default_to_the_embedded_policy():
+    assert load_generator().name == "arith-policy"
+    assert solve("Start with 12. Add 17. Subtract 5.").answer == "24"
 
 
 @pytest.mark.vllm

@@ -67,7 +67,6 @@ def _solve(args: argparse.Namespace) -> int:
     from ponder.budget import Budget
     from ponder.generators import load_generator
     from ponder.generators.openai import OpenAIGenerator
-    from ponder.models import embedded_policy
     from ponder.solve import asolve
     from ponder.strategies import SingleParams
     from ponder.sync import run_sync
@@ -77,7 +76,7 @@ def _solve(args: argparse.Namespace) -> int:
         raise _UsageError("the problem is empty: give the question to solve")
     params = SingleParams(temperature=args.temperature, max_tokens=args.max_tokens, seed=args.seed)
     budget = Budget.parse(args.budget) if args.budget else None
-    generator = load_generator(args.model or embedded_policy(), model=args.served_model)
+    generator = load_generator(args.model, model=args.served_model)
     if isinstance(generator, OpenAIGenerator):
         run_sync(generator.connect())
     prompt_format = {"chat": MATH_CHAT, "raw": MATH_RAW, "auto": None}[args.format]

@@ -7,7 +7,6 @@ from pathlib import Path
 from ponder.budget import Budget
 from ponder.errors import ConfigError
 from ponder.generators import Generator, load_generator
-from ponder.models import embedded_policy
 from ponder.strategies import Single, SingleParams
 from ponder.sync import run_sync
 from ponder.tasks import MATH_CHAT, MATH_RAW, Problem, PromptFormat, Task
@@ -61,8 +60,6 @@ def solve(
 
     With no model, ponder's embedded arith policy answers.
     """
-    if model is None:
-        model = embedded_policy()
     generator = model if isinstance(model, Generator) else load_generator(model)
     return run_sync(
         asolve(question, generator, budget=budget, prompt_format=prompt_format, params=params)

@@ -9,12 +9,19 @@ from ponder.generators.base import Generator, SamplingParams
 __all__ = ["Generator", "SamplingParams", "load_generator"]
 
 
-def load_generator(spec: str | Path, *, model: str | None = None, **options: object) -> Generator:
+def load_generator(
+    spec: str | Path | None = None, *, model: str | None = None, **options: object
+) -> Generator:
     """A generator for a local model folder or an OpenAI-compatible server URL.
 
     `spec` is a folder path (transformers backend) or an `http(s)://` URL such as
     "http://127.0.0.1:8000/v1" (openai backend; `model` names the served model).
+    None means ponder's embedded arith policy.
     """
+    if spec is None:
+        from ponder.models import embedded_policy
+
+        spec = embedded_policy()
     text = str(spec)
     if text.startswith(("http://", "https://")):
         from ponder.generators.openai import OpenAIGenerator
