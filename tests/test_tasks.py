@@ -13,7 +13,7 @@ import time
 import pytest
 
 from ponder import ConfigError, DatasetError, load_benchmark
-from ponder.tasks import MathGrader, extract_answer, last_boxed
+from ponder.tasks import MathGrader, PromptFormat, extract_answer, last_boxed
 
 
 @pytest.mark.parametrize(
@@ -187,3 +187,16 @@ def test_a_comparison_that_would_run_for_minutes_is_cut_off_and_graded_wrong(in_
         grade()
     assert outcome["right"] is False
     assert outcome["seconds"] < 10
+
+
+def test_a_model_folder_declares_its_prompt_format(tmp_path):
+    assert PromptFormat.of_folder(tmp_path) is None
+    declared = PromptFormat("Q: {question}\nA:", chat=False)
+    declared.save(tmp_path)
+    assert PromptFormat.of_folder(tmp_path) == declared
+    (tmp_path / "ponder_prompt.json").write_text('{"template": "no field"}')
+    with pytest.raises(ConfigError, match="question"):
+        PromptFormat.of_folder(tmp_path)
+    (tmp_path / "ponder_prompt.json").write_text('{"tempalte": "{question}"}')
+    with pytest.raises(ConfigError, match="not a valid prompt format"):
+        PromptFormat.of_folder(tmp_path)

@@ -115,6 +115,12 @@ def test_a_folder_states_its_own_format(tiny_model, tmp_path):
     assert CausalLMPRM(folder).format == FORMAT
 
 
+def test_a_saved_format_is_the_folders_format(tmp_path):
+    FORMAT.save(tmp_path)
+    assert PRMFormat.of_folder(tmp_path) == FORMAT
+    assert PRMFormat.of_folder(tmp_path / "elsewhere") == PRMFormat(), "Math-Shepherd's default"
+
+
 def test_labels_must_be_single_tokens(tiny_model):
     with pytest.raises(ModelLoadError, match="not single tokens"):
         CausalLMPRM(tiny_model, format=PRMFormat(good="good", bad="bad"))

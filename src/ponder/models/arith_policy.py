@@ -28,7 +28,6 @@ from ponder.models.export import store_bfloat16
 from ponder.models.tiny import llama_config
 from ponder.models.tokenizer import train_sentencepiece
 from ponder.tasks.arith import ARITH_FORMAT, GRID, REVISION_TEMPLATE, make_problem, split_of
-from ponder.tasks.base import PROMPT_FORMAT_FILE
 
 PROMPT = ARITH_FORMAT.template
 VOCAB_SIZE = 384
@@ -106,12 +105,6 @@ def _batches(
             yield [ids for ids, _ in group], [labels for _, labels in group]
 
 
-def write_prompt_format(folder: Path) -> None:
-    """Declare in `folder` the prompt layout the policy was trained on, for `default_format`."""
-    fields = {"template": ARITH_FORMAT.template, "chat": ARITH_FORMAT.chat}
-    (folder / PROMPT_FORMAT_FILE).write_text(json.dumps(fields, indent=1) + "\n")
-
-
 def _fit(
     model: Any,
     tokenizer: Any,
@@ -176,9 +169,16 @@ def train(out_dir: Path, *, steps: int, seed: int, batch: int = 32, lr: float = 
     log = _fit(model, tokenizer, batches, steps=steps, lr=lr, warmup=100, weight_decay=0.1)
     model.save_pretrained(out_dir)
     store_bfloat16(out_dir)
-    write_prompt_format(out_dir)
-    record = {"steps": steps, "seed": seed, "batch": batch, "lr": lr, "log": log}
-    record["minutes"] = (time.monotonic() - start) / 60
+    ARITH_FORMAT.save(out_dir)  # so that ponder prompts it the way it was trained
+    minutes = (time.monotonic() - start) / 60
+    record = {
+        "steps": steps,
+        "seed": seed,
+        "batch": batch,
+        "lr": lr,
+        "minutes": minutes,
+        "log": log,
+    }
     (out_dir / "training_log.json").write_text(json.dumps(record, indent=1))
 
 

@@ -24,7 +24,6 @@ import json
 import random
 import shutil
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +33,7 @@ from ponder.models.arith_policy import PROMPT, STEP_TAG
 from ponder.models.export import store_bfloat16
 from ponder.tasks.arith import STEP_SEPARATOR, arith_problems, step_labels
 from ponder.verifiers.base import Solution
-from ponder.verifiers.prm import FORMAT_FILE, PRMFormat, encode_for_prm, label_token_ids
+from ponder.verifiers.prm import PRMFormat, encode_for_prm, label_token_ids
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "tokenizer_config.json")
 FORMAT = PRMFormat(
@@ -130,7 +129,7 @@ def train(
     store_bfloat16(out_dir)
     for name in TOKENIZER_FILES:  # the policy's own files: tokenizer.model too, for llama.cpp
         shutil.copy(policy / name, out_dir / name)
-    (out_dir / FORMAT_FILE).write_text(json.dumps(asdict(FORMAT), indent=1))
+    FORMAT.save(out_dir)
     good_steps = sum(label for _, labels in data for label in labels)
     all_steps = sum(len(labels) for _, labels in data)
     (out_dir / "training_log.json").write_text(

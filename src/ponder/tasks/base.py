@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +59,10 @@ class PromptFormat:
             return cls(**fields)
         except (ValueError, TypeError) as exc:
             raise ConfigError(f"{path} is not a valid prompt format: {exc}") from None
+
+    def save(self, folder: Path) -> None:
+        """Declare this format in a model folder, for `of_folder` to find."""
+        (Path(folder) / PROMPT_FORMAT_FILE).write_text(json.dumps(asdict(self), indent=1) + "\n")
 
     def render(self, question: str) -> Prompt:
         text = self.template.format(question=question)

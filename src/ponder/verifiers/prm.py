@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +56,10 @@ class PRMFormat:
             return cls(**{f.name: values[f.name] for f in fields(cls) if f.name in values})
         except (json.JSONDecodeError, TypeError) as exc:
             raise ModelLoadError(f"{file} is not a valid PRM format: {exc}") from exc
+
+    def save(self, folder: Path) -> None:
+        """Declare this convention in a PRM folder, for `of_folder` to find."""
+        (Path(folder) / FORMAT_FILE).write_text(json.dumps(asdict(self), indent=1))
 
     def render(self, solution: Solution) -> tuple[str, list[int]]:
         """The PRM's input text and, for each step, the offset just past its tag."""
