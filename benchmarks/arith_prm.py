@@ -31,7 +31,7 @@ from ponder import SamplingParams, run_sync
 from ponder.generators.transformers import TransformersGenerator
 from ponder.metrics import auroc, pass_at_k
 from ponder.tasks import extract_answer
-from ponder.tasks.arith import STEP_SEPARATOR, arith_task, step_labels
+from ponder.tasks.arith import arith_task, step_labels
 from ponder.verifiers import CausalLMPRM, Solution, aggregate
 
 
@@ -52,14 +52,11 @@ def main() -> None:
     generations = run_sync(generator.generate([task.prompt(p) for p in task.problems], params))
     sampled = time.perf_counter() - start
 
-    def steps_of(text: str) -> tuple[str, ...]:
-        return tuple(s.strip() for s in text.split(STEP_SEPARATOR) if s.strip())
-
     # Distinct solutions per problem, for the AUROCs; every sample, for best-of-N.
     distinct: dict[tuple[int, tuple[str, ...]], None] = {}
     for i, generation in enumerate(generations):
         for completion in generation.completions:
-            distinct.setdefault((i, steps_of(completion.text)), None)
+            distinct.setdefault((i, task.split_steps(completion.text)), None)
     keys = [key for key in distinct if key[1]]
     start = time.perf_counter()
     verdicts = prm.score_blocking([Solution(task.problems[i].question, s) for i, s in keys])
@@ -90,7 +87,7 @@ def main() -> None:
         marks = [task.is_correct(extract_answer(c.text), problem) for c in generation.completions]
         right.append(sum(marks))
         scores = [
-            verdict_of[(i, s)].outcome if (s := steps_of(c.text)) else 0.0
+            verdict_of[(i, s)].outcome if (s := task.split_steps(c.text)) else 0.0
             for c in generation.completions
         ]
         best_right.append(marks[max(range(len(scores)), key=scores.__getitem__)])

@@ -20,7 +20,7 @@ from ponder.generators.transformers import TransformersGenerator
 from ponder.metrics import auroc
 from ponder.models import embedded, embedded_policy, embedded_prm
 from ponder.tasks import extract_answer
-from ponder.tasks.arith import STEP_SEPARATOR, arith_task, step_labels
+from ponder.tasks.arith import arith_task, step_labels
 from ponder.verifiers import CausalLMPRM, Solution
 
 SAMPLES = 8
@@ -95,7 +95,7 @@ def test_prm_ranks_right_solutions_above_wrong_ones(bins, samples):
     solutions, answer_right, step_truth = [], [], []
     for problem in groups["easy"] + groups["hard"]:
         for text in dict.fromkeys(samples[problem.id]):  # distinct solutions
-            steps = tuple(s.strip() for s in text.split(STEP_SEPARATOR) if s.strip())
+            steps = task.split_steps(text)
             if not steps:
                 continue
             solutions.append(Solution(problem.question, steps))

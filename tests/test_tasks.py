@@ -200,3 +200,11 @@ def test_a_model_folder_declares_its_prompt_format(tmp_path):
     (tmp_path / "ponder_prompt.json").write_text('{"tempalte": "{question}"}')
     with pytest.raises(ConfigError, match="not a valid prompt format"):
         PromptFormat.of_folder(tmp_path)
+
+
+def test_split_steps_strips_and_drops_empty_steps():
+    from ponder.tasks import Task
+
+    task = Task(name="t", problems=(), step_separator="\n\n")
+    assert task.split_steps(" a \n\n\n\n b\nc\n\n  ") == ("a", "b\nc")
+    assert task.split_steps("  \n\n") == ()

@@ -20,14 +20,25 @@ import json
 import math
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from ponder.generators.base import SamplingParams
 from ponder.models.export import store_bfloat16
 from ponder.models.tiny import llama_config
 from ponder.models.tokenizer import train_sentencepiece
-from ponder.tasks.arith import ARITH_FORMAT, GRID, REVISION_TEMPLATE, make_problem, split_of
+from ponder.tasks.arith import (
+    ARITH_FORMAT,
+    GRID,
+    REVISION_TEMPLATE,
+    arith_problems,
+    integer_grader,
+    make_problem,
+    split_of,
+)
+from ponder.tasks.base import Problem
+from ponder.tasks.extract import extract_answer
 
 PROMPT = ARITH_FORMAT.template
 VOCAB_SIZE = 384
@@ -182,28 +193,34 @@ def train(out_dir: Path, *, steps: int, seed: int, batch: int = 32, lr: float = 
     (out_dir / "training_log.json").write_text(json.dumps(record, indent=1))
 
 
+def sample_solutions(
+    folder: Path, problems: Sequence[Problem], *, samples: int, seed: int, max_tokens: int
+) -> list[list[str]]:
+    """The policy's distinct non-empty solutions (stripped) of each problem, at temperature 1.0."""
+    from ponder.generators.transformers import TransformersGenerator
+
+    generator = TransformersGenerator(folder)
+    prompts = [ARITH_FORMAT.render(p.question) for p in problems]
+    params = SamplingParams(n=samples, max_tokens=max_tokens, temperature=1.0, seed=seed)
+    generations = generator.generate_blocking(prompts, params)
+    return [
+        [text for text in dict.fromkeys(c.text.strip() for c in g.completions) if text]
+        for g in generations
+    ]
+
+
 def own_attempts(
     folder: Path, *, problems: int, samples: int, seed: int
 ) -> list[tuple[str, str, str, bool]]:
     """(question, gold solution, attempt, right) for the policy's own samples of train problems."""
-    from ponder.generators.base import SamplingParams
-    from ponder.generators.transformers import TransformersGenerator
-    from ponder.tasks.arith import arith_problems, integer_grader
-    from ponder.tasks.extract import extract_answer
-    from ponder.types import Prompt
-
-    generator = TransformersGenerator(folder)
     chosen = arith_problems("train", problems, seed=seed + 7)
-    prompts = [Prompt.raw(PROMPT.format(question=p.question)) for p in chosen]
-    params = SamplingParams(n=samples, max_tokens=256, temperature=1.0, seed=seed + 7)
-    generations = generator.generate_blocking(prompts, params)
+    solutions = sample_solutions(folder, chosen, samples=samples, seed=seed + 7, max_tokens=256)
     attempts = []
-    for problem, generation in zip(chosen, generations, strict=True):
-        for completion in dict.fromkeys(c.text.strip() for c in generation.completions):
-            if completion:
-                right = integer_grader(extract_answer(completion), str(problem.answer))
-                gold = str(problem.metadata["solution"])
-                attempts.append((problem.question, gold, completion, right))
+    for problem, texts in zip(chosen, solutions, strict=True):
+        gold = str(problem.metadata["solution"])
+        for text in texts:
+            right = integer_grader(extract_answer(text), str(problem.answer))
+            attempts.append((problem.question, gold, text, right))
     return attempts
 
 

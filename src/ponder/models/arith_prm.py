@@ -27,11 +27,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ponder import Prompt, SamplingParams
-from ponder.generators.transformers import TransformersGenerator
-from ponder.models.arith_policy import PROMPT, STEP_TAG
+from ponder.models.arith_policy import PROMPT, STEP_TAG, sample_solutions
 from ponder.models.export import store_bfloat16
-from ponder.tasks.arith import STEP_SEPARATOR, arith_problems, step_labels
+from ponder.tasks.arith import arith_task, step_labels
 from ponder.verifiers.base import Solution
 from ponder.verifiers.prm import PRMFormat, encode_for_prm, label_token_ids
 
@@ -54,19 +52,13 @@ def labelled_samples(
     max_tokens: int = 160,
 ) -> list[tuple[Solution, list[bool]]]:
     """Distinct policy solutions of `problems` problems of `split`, with their step labels."""
-    generator = TransformersGenerator(policy)
-    chosen = arith_problems(split, problems, seed=seed + 1)
-    prompts = [Prompt.raw(PROMPT.format(question=p.question)) for p in chosen]
-    params = SamplingParams(n=samples, max_tokens=max_tokens, temperature=1.0, seed=seed)
-    generations = generator.generate_blocking(prompts, params)
+    task = arith_task(split, problems, seed=seed + 1)
+    solutions = sample_solutions(
+        policy, task.problems, samples=samples, seed=seed, max_tokens=max_tokens
+    )
     data = []
-    for problem, generation in zip(chosen, generations, strict=True):
-        seen = set()
-        for completion in generation.completions:
-            steps = tuple(s.strip() for s in completion.text.split(STEP_SEPARATOR) if s.strip())
-            if not steps or steps in seen:
-                continue
-            seen.add(steps)
+    for problem, texts in zip(task.problems, solutions, strict=True):
+        for steps in dict.fromkeys(task.split_steps(text) for text in texts):
             labels = step_labels(problem, "\n".join(steps))
             data.append((Solution(problem.question, steps), labels))
     return data

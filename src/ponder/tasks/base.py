@@ -112,6 +112,10 @@ class Task:
             finish_reason=completion.finish_reason,
         )
 
+    def split_steps(self, text: str) -> tuple[str, ...]:
+        """The steps of a solution text: split at the separator, stripped, empty ones dropped."""
+        return tuple(s.strip() for s in text.split(self.step_separator) if s.strip())
+
     def is_correct(self, answer: str | None, problem: Problem) -> bool:
         if problem.answer is None:
             raise ConfigError(f"problem {problem.id} has no gold answer to grade against")
