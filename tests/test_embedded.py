@@ -131,7 +131,10 @@ def test_vllm_serves_the_policy_and_decodes_as_ponder_does(vllm_arith_url, polic
     assert all(isinstance(p, Prompt) and not p.is_chat for p in prompts)
     params = SamplingParams(n=1, max_tokens=200, temperature=0.0)
     served = OpenAIGenerator(vllm_arith_url, model="arith-policy")
-    remote = run_sync(served.generate(prompts, params))
+    try:
+        remote = run_sync(served.generate(prompts, params))
+    finally:
+        run_sync(served.aclose())
     local = run_sync(policy.generate(prompts, params))
     assert [g.completions[0].text for g in remote] == [g.completions[0].text for g in local]
     assert all(g.completions[0].finish_reason == "stop" for g in remote)
