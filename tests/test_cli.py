@@ -53,6 +53,32 @@ def test_token_budget_is_applied(ponder_cli, tiny_model):
     assert result["chosen"]["finish_reason"] == "length"
 
 
+def test_strategy_budget_and_parameters_select_a_search_and_its_trace(ponder_cli, tmp_path):
+    page = tmp_path / "trace.html"
+    done = run(
+        ponder_cli,
+        *("solve", "Start with 12. Add 17. Subtract 5.", "--strategy", "beam_search"),
+        *("--budget", "4", "--param", "beam_width=2", "--json", "--trace-html", str(page)),
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["strategy"] == "beam_search" and result["budget"] == 4
+    assert result["answer"] == "24"
+    assert result["cost"]["verifier_tokens"] > 0
+    html = page.read_text()
+    assert html.count('<g class="node') == len(result["trace"]) >= 4
+    assert 'class="edge chosen"' in html
+
+
+def test_strategies_lists_every_strategy(ponder_cli):
+    from ponder.strategies import STRATEGIES
+
+    done = run(ponder_cli, "strategies")
+    assert done.returncode == 0, done.stderr
+    listed = [line.split(":")[0] for line in done.stdout.splitlines() if not line.startswith(" ")]
+    assert listed == list(STRATEGIES) and len(listed) == 14
+
+
 @pytest.mark.parametrize(
     ("args", "status", "message"),
     [
@@ -62,7 +88,13 @@ def test_token_budget_is_applied(ponder_cli, tiny_model):
         (["solve", "x", "--model", "MODEL", "--bogus"], 2, "unrecognized arguments: --bogus"),
         (["solve", "x", "--format", "xml"], 2, "invalid choice"),
         (["solve", "x", "--model", "MODEL", "--budget", "lots"], 1, "cannot read budget"),
-        (["solve", "x", "--model", "MODEL", "--max-tokens", "0"], 1, "max_tokens"),
+        (["solve", "x", "--model", "MODEL", "--max-tokens", "0"], 2, "max_tokens"),
+        (["solve", "x", "--strategy", "best_of_all"], 2, "unknown strategy 'best_of_all'"),
+        (["solve", "x", "--strategy", "beam_search", "--param", "beam_width"], 2, "name=value"),
+        (["solve", "x", "--strategy", "beam_search", "--param", "beam=2"], 2, "no parameter"),
+        (["solve", "x", "--strategy", "dvts", "--param", "beam_width=two"], 2, "whole number"),
+        (["solve", "x", "--model", "MODEL", "--strategy", "best_of_n"], 2, "give --prm"),
+        (["solve", "x", "--strategy", "best_of_n", "--prm", "/no/prm"], 1, "not found"),
         (["solve", "x", "--model", "MODEL", "--temperature", "hot"], 2, "invalid float"),
         (["frobnicate"], 2, "invalid choice"),
     ],

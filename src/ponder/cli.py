@@ -1,7 +1,9 @@
 """The `ponder` command line.
 
     ponder solve "Start with 37. Add 48. Multiply by 6."    # the embedded arith policy
+    ponder solve "Start with 37. Add 48." --strategy beam_search --budget 16 --param beam_width=4
     ponder solve "What is 17 * 23?" --model PATH_OR_URL [--json]
+    ponder strategies                                        # the strategies and their parameters
 
 Errors the user can fix (a missing model folder, an unreachable server, an
 unknown option, an empty problem) end with one line on stderr and exit status
@@ -17,7 +19,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from ponder.errors import PonderError
+from ponder.errors import ConfigError, PonderError
 
 EXIT_ERROR, EXIT_USAGE = 1, 2
 
@@ -49,10 +51,33 @@ def _parser() -> argparse.ArgumentParser:
         default="auto",
         help="prompt as chat messages or raw text (default: by the model)",
     )
-    solve.add_argument("--budget", help="N samples, or tokens=N, or flops=X")
-    solve.add_argument("--max-tokens", type=int, default=512)
-    solve.add_argument("--temperature", type=float, default=0.0)
+    solve.add_argument(
+        "--strategy",
+        default="single",
+        help="the test-time scaling strategy (default: single; see `ponder strategies`)",
+    )
+    solve.add_argument(
+        "--budget",
+        help="N (solutions' worth of samples), or samples=N; tokens=T and flops=X cap a run",
+    )
+    solve.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a strategy parameter, e.g. beam_width=4 (repeatable)",
+    )
+    solve.add_argument(
+        "--prm",
+        help="the PRM's model folder, for strategies that use a verifier "
+        "(default with the embedded policy: the embedded arith PRM)",
+    )
+    solve.add_argument("--max-tokens", type=int, help="tokens per solution (default 512)")
+    solve.add_argument(
+        "--temperature", type=float, help="sampling temperature (default: the strategy's)"
+    )
     solve.add_argument("--seed", type=int, default=0)
+    solve.add_argument("--trace-html", metavar="FILE", help="write the search trace as HTML")
     solve.add_argument("--json", action="store_true", help="print the whole result as JSON")
     solve.add_argument(
         "-v",
@@ -60,7 +85,22 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also print the solution and its cost on stderr",
     )
+    commands.add_parser("strategies", help="list the strategies and their parameters")
     return parser
+
+
+def _strategies() -> int:
+    import dataclasses
+
+    from ponder.strategies import STRATEGIES
+
+    for name, cls in STRATEGIES.items():
+        doc = (cls.__module__ and __import__(cls.__module__, fromlist=["_"]).__doc__) or ""
+        print(f"{name}: {doc.strip().splitlines()[0] if doc.strip() else ''}")
+        values = ", ".join(f"{f.name}={f.default!r}" for f in dataclasses.fields(cls.Params))
+        needs = "  (needs a PRM)" if cls.uses_verifier(cls.Params()) else ""
+        print(f"    {values}{needs}")
+    return 0
 
 
 def _solve(args: argparse.Namespace) -> int:
@@ -68,21 +108,53 @@ def _solve(args: argparse.Namespace) -> int:
     from ponder.generators import load_generator
     from ponder.generators.openai import OpenAIGenerator
     from ponder.solve import asolve
-    from ponder.strategies import SingleParams
+    from ponder.strategies import parse_pairs
+    from ponder.strategies.registry import needs_verifier, parse_params
     from ponder.sync import run_sync
     from ponder.tasks import MATH_CHAT, MATH_RAW
+    from ponder.verifiers import load_verifier
 
     if not args.problem.strip():
         raise _UsageError("the problem is empty: give the question to solve")
-    params = SingleParams(temperature=args.temperature, max_tokens=args.max_tokens, seed=args.seed)
+    try:  # a strategy or parameter that does not exist or fit is a command-line error
+        values = parse_pairs(args.param)
+        for option, key in ((args.temperature, "temperature"), (args.max_tokens, "max_tokens")):
+            if option is not None:
+                if key in values:
+                    raise _UsageError(f"--{key.replace('_', '-')} and --param {key}= both given")
+                values[key] = str(option)
+        params = parse_params(args.strategy, values)
+    except ConfigError as exc:
+        raise _UsageError(str(exc)) from None
     budget = Budget.parse(args.budget) if args.budget else None
+    verifier = None
+    if args.prm is not None or needs_verifier(args.strategy, params):
+        if args.prm is None and args.model is not None:
+            raise _UsageError(f"the {args.strategy} strategy needs a PRM: give --prm FOLDER")
+        verifier = load_verifier(args.prm)
     generator = load_generator(args.model, model=args.served_model)
     if isinstance(generator, OpenAIGenerator):
         run_sync(generator.connect())
     prompt_format = {"chat": MATH_CHAT, "raw": MATH_RAW, "auto": None}[args.format]
     result = run_sync(
-        asolve(args.problem, generator, budget=budget, prompt_format=prompt_format, params=params)
+        asolve(
+            args.problem,
+            generator,
+            strategy=args.strategy,
+            budget=budget,
+            verifier=verifier,
+            prompt_format=prompt_format,
+            params=params,
+            seed=args.seed,
+        )
     )
+    if args.trace_html:
+        from ponder.trace_html import write_trace_html
+
+        try:
+            write_trace_html(result, args.trace_html)
+        except OSError as exc:
+            raise _UsageError(f"cannot write {args.trace_html}: {exc.strerror}") from None
     if args.json:
         payload = {"model": generator.name, **result.to_dict()}
         print(json.dumps(payload, indent=2, ensure_ascii=False))
@@ -113,7 +185,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     _quiet_libraries()
     try:
-        return _solve(args)
+        return _strategies() if args.command == "strategies" else _solve(args)
     except _UsageError as exc:
         print(f"ponder: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from ponder.budget import Budget
 from ponder.errors import ConfigError
 from ponder.generators import Generator, load_generator
-from ponder.strategies import Single, SingleParams
+from ponder.strategies import make_strategy
+from ponder.strategies.registry import needs_verifier
 from ponder.sync import run_sync
 from ponder.tasks import MATH_CHAT, MATH_RAW, Problem, PromptFormat, Task
 from ponder.types import Result
+from ponder.verifiers import Verifier, load_verifier
 
 
 def default_format(generator: Generator) -> PromptFormat:
@@ -30,37 +34,65 @@ def default_format(generator: Generator) -> PromptFormat:
     return MATH_CHAT
 
 
+def question_task(prompt_format: PromptFormat) -> Task:
+    """A task for questions without gold answers, in `prompt_format` (and its step separator)."""
+    return Task(
+        name="question",
+        problems=(),
+        prompt_format=prompt_format,
+        step_separator=prompt_format.step_separator or "\n\n",
+    )
+
+
 async def asolve(
     question: str,
     generator: Generator,
     *,
-    budget: Budget | None = None,
+    strategy: str = "single",
+    budget: Budget | int | None = None,
+    verifier: Verifier | None = None,
     prompt_format: PromptFormat | None = None,
-    params: SingleParams | None = None,
+    params: Mapping[str, str] | Any = None,
+    seed: int | None = 0,
 ) -> Result:
-    """Answer `question` with `generator` (async)."""
+    """Answer `question` with `generator` and `strategy` at `budget` (async)."""
     if not question.strip():
         raise ConfigError("the problem is empty: give the question to solve")
-    task = Task(
-        name="question", problems=(), prompt_format=prompt_format or default_format(generator)
-    )
-    strategy = Single(generator, task, params)
-    return await strategy.arun(Problem(id="question", question=question), budget)
+    task = question_task(prompt_format or default_format(generator))
+    chosen = make_strategy(strategy, generator, task, verifier, params, seed=seed)
+    return await chosen.arun(Problem(id="question", question=question), budget)
 
 
 def solve(
     question: str,
     model: str | Path | Generator | None = None,
     *,
-    budget: Budget | None = None,
+    strategy: str = "single",
+    budget: Budget | int | None = None,
+    verifier: str | Path | Verifier | None = None,
     prompt_format: PromptFormat | None = None,
-    params: SingleParams | None = None,
+    params: Mapping[str, str] | Any = None,
+    seed: int | None = 0,
 ) -> Result:
-    """Answer `question` with `model`: a model folder, a server URL, or a Generator.
+    """Answer `question` with `model` (a model folder, a server URL, or a Generator).
 
-    With no model, ponder's embedded arith policy answers.
+    With no model, ponder's embedded arith policy answers; a strategy that needs
+    a verifier then gets the embedded arith PRM unless `verifier` says otherwise.
     """
     generator = model if isinstance(model, Generator) else load_generator(model)
+    if verifier is None and model is None and needs_verifier(strategy, params):
+        verifier = load_verifier(None)
+    elif verifier is not None and not isinstance(verifier, Verifier):
+        verifier = load_verifier(verifier)
     return run_sync(
-        asolve(question, generator, budget=budget, prompt_format=prompt_format, params=params)
+        asolve(
+            question,
+            generator,
+            strategy=strategy,
+            budget=budget,
+            verifier=verifier,
+            prompt_format=prompt_format,
+            params=params,
+            seed=seed,
+        )
     )

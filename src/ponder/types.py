@@ -33,11 +33,17 @@ class Prompt:
     chosen so far in a step-level search). For raw prompts the backend continues
     `text + continuation` verbatim; for chat prompts it renders the messages,
     opens the assistant turn and appends `continuation` to it.
+
+    `seed`, when set, is this prompt's own random stream: its samples are then
+    the same whatever call, batch or position it is sent in (the call's seed
+    applies to prompts without one). Strategies that merge the calls of many
+    problems into one rely on it.
     """
 
     text: str | None = None
     messages: tuple[Message, ...] | None = None
     continuation: str = ""
+    seed: int | None = None
 
     def __post_init__(self) -> None:
         if (self.text is None) == (self.messages is None):
@@ -60,6 +66,10 @@ class Prompt:
     def continued(self, more: str) -> Prompt:
         """This prompt with `more` appended to the partial answer."""
         return dataclasses.replace(self, continuation=self.continuation + more)
+
+    def seeded(self, seed: int | None) -> Prompt:
+        """This prompt with its own random stream `seed`."""
+        return dataclasses.replace(self, seed=seed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +167,11 @@ class TraceNode:
 
 @dataclass(frozen=True, slots=True)
 class Result:
-    """What a strategy returns: the answer, the chosen candidate, all candidates, cost, trace."""
+    """What a strategy returns: the answer, the chosen candidate, all candidates, cost, trace.
+
+    `budget` is the N the strategy ran at; `chosen_node` is the trace node of the
+    chosen candidate; `stopped_by_budget` says a token or FLOPs cap cut the run short.
+    """
 
     strategy: str
     answer: str | None
@@ -166,6 +180,8 @@ class Result:
     cost: Cost
     trace: tuple[TraceNode, ...] = ()
     stopped_by_budget: bool = False
+    budget: int = 1
+    chosen_node: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

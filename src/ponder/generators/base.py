@@ -67,10 +67,15 @@ class SamplingParams:
         return dataclasses.replace(self, **changes)
 
 
-def derive_seed(seed: int, *indices: int) -> int:
+def derive_seed(seed: int, *indices: int | str) -> int:
     """An independent 63-bit seed for item `indices` of a call seeded with `seed`."""
     key = ":".join(str(i) for i in (seed, *indices)).encode()
     return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "little") >> 1
+
+
+def prompt_seed(prompt: Prompt, call_seed: int, index: int) -> int:
+    """The random stream of the prompt at `index` of a call: its own seed, else the call's."""
+    return prompt.seed if prompt.seed is not None else derive_seed(call_seed, index)
 
 
 @runtime_checkable

@@ -20,7 +20,7 @@ from typing import Any
 
 from ponder.budget.flops import ModelShape
 from ponder.errors import BackendError, ConfigError, ModelLoadError
-from ponder.generators.base import SamplingParams, derive_seed
+from ponder.generators.base import SamplingParams, prompt_seed
 from ponder.types import Completion, Generation, Prompt, TokenLogprob
 
 # A chat template adds role markers and special tokens around each message. The
@@ -130,8 +130,8 @@ class OpenAIGenerator:
             "temperature": params.temperature,
             "top_p": params.top_p,
         }
-        if params.seed is not None:
-            common["seed"] = derive_seed(params.seed, index)
+        if params.seed is not None or prompt.seed is not None:
+            common["seed"] = prompt_seed(prompt, params.seed or 0, index)
         if params.stop:
             common["stop"] = list(params.stop)
         async with self._slots:

@@ -18,7 +18,7 @@ from typing import Any
 
 from ponder.budget.flops import ModelShape
 from ponder.errors import ConfigError, ModelLoadError
-from ponder.generators.base import SamplingParams, derive_seed
+from ponder.generators.base import SamplingParams, derive_seed, prompt_seed
 from ponder.hf import LocalModel
 from ponder.types import Completion, Generation, Prompt, TokenLogprob
 
@@ -142,16 +142,17 @@ class TransformersGenerator:
         encoded = [self._encode(p) for p in prompts]
         if params.temperature == 0:
             params = params.replace(n=1)
-        base_seed = params.seed if params.seed is not None else secrets.randbits(62)
+        call_seed = params.seed if params.seed is not None else secrets.randbits(62)
+        seeds = [prompt_seed(p, call_seed, i) for i, p in enumerate(prompts)]
         per_chunk = max(1, self._max_batch_size // params.n)
         results: list[Generation] = []
         for start in range(0, len(encoded), per_chunk):
-            chunk = encoded[start : start + per_chunk]
-            results.extend(self._decode_chunk(chunk, params, base_seed, start))
+            end = start + per_chunk
+            results.extend(self._decode_chunk(encoded[start:end], params, seeds[start:end]))
         return results
 
     def _decode_chunk(
-        self, chunk: list[list[int]], params: SamplingParams, base_seed: int, offset: int
+        self, chunk: list[list[int]], params: SamplingParams, seeds: list[int]
     ) -> list[Generation]:
         torch = self._torch
         from transformers import DynamicCache
@@ -178,7 +179,7 @@ class TransformersGenerator:
                 1.0
                 - torch.rand(
                     max(room, 1),
-                    generator=torch.Generator().manual_seed(derive_seed(base_seed, offset + b, i)),
+                    generator=torch.Generator().manual_seed(derive_seed(seeds[b], i)),
                 )
                 for b in range(len(chunk))
                 for i in range(n)

@@ -36,10 +36,15 @@ from ponder.tasks.base import Problem, PromptFormat, Task
 SPLITS = ("train", "dev", "test")
 MAX_STEPS = 8
 MAX_VALUE = 999
-ARITH_FORMAT = PromptFormat("Problem: {question}\nSolution:\n", chat=False)
 # Sequential revision (Snell et al. 2024): the policy writes a new solution after an earlier one.
 REVISION_TEMPLATE = "Problem: {question}\nAttempt:\n{attempt}\nRevision:\n"
 STEP_SEPARATOR = "\n"
+ARITH_FORMAT = PromptFormat(
+    "Problem: {question}\nSolution:\n",
+    chat=False,
+    revision=REVISION_TEMPLATE,
+    step_separator=STEP_SEPARATOR,
+)
 
 
 @dataclass(frozen=True, slots=True)

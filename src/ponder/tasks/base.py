@@ -34,15 +34,27 @@ class PromptFormat:
     `template` has one `{question}` field. With `chat=True` the rendered template
     is the user message (after `system`, if any); with `chat=False` it is raw text
     for a base model to continue.
+
+    `revision` is the prompt that asks for a new attempt after an earlier one
+    (sequential revision, Snell et al. 2024), with `{question}` and `{attempt}`
+    fields; `None` means a generic instruction after the question.
+    `step_separator` is the text between the model's reasoning steps when the
+    format fixes one (the arith policy writes one step per line).
     """
 
     template: str = "{question}"
     chat: bool = True
     system: str | None = None
+    revision: str | None = None
+    step_separator: str | None = None
 
     def __post_init__(self) -> None:
         if "{question}" not in self.template:
             raise ConfigError("a prompt template needs a {question} field")
+        if self.revision is not None and not all(
+            f in self.revision for f in ("{question}", "{attempt}")
+        ):
+            raise ConfigError("a revision template needs {question} and {attempt} fields")
 
     @classmethod
     def of_folder(cls, folder: Path) -> PromptFormat | None:
@@ -65,11 +77,30 @@ class PromptFormat:
         (Path(folder) / PROMPT_FORMAT_FILE).write_text(json.dumps(asdict(self), indent=1) + "\n")
 
     def render(self, question: str) -> Prompt:
-        text = self.template.format(question=question)
+        return self._prompt(self.template.format(question=question))
+
+    def render_revision(self, question: str, attempt: str) -> Prompt:
+        """The prompt for a new attempt at `question` after the earlier `attempt`."""
+        if self.revision is not None:
+            return self._prompt(self.revision.format(question=question, attempt=attempt.strip()))
+        generic = GENERIC_REVISION if self.chat else GENERIC_RAW_REVISION
+        text = self.template.format(question=question) + generic.format(attempt=attempt.strip())
+        return self._prompt(text)
+
+    def _prompt(self, text: str) -> Prompt:
         if not self.chat:
             return Prompt.raw(text)
         messages = [Message("system", self.system)] if self.system else []
         return Prompt.chat([*messages, Message("user", text)])
+
+
+GENERIC_REVISION = (
+    "\n\nHere is an earlier attempt at this problem. It may contain mistakes.\n\n"
+    "{attempt}\n\nWrite a new, complete solution, correcting any mistakes."
+)
+GENERIC_RAW_REVISION = (
+    " {attempt}\n\nThe solution above may contain mistakes. A new, complete solution:\n"
+)
 
 
 MATH_CHAT = PromptFormat(

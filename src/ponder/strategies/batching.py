@@ -1,0 +1,159 @@
+"""One backend call for many problems: merging the calls that strategies make concurrently.
+
+A strategy is written for one problem: each round it makes one generator call
+(its whole frontier) and one verifier call. Run over many problems at once,
+the problems' coroutines reach their calls in the same turn of the event loop,
+and `CoalescingGenerator` and `CoalescingVerifier` send all of those calls as
+one call to the backend, then hand each caller its own part of the answer.
+A local model then decodes every problem's frontier in one batch, and a
+server receives them together.
+
+Merging must not change what a problem samples, so each prompt of a seeded
+call is given its own seed, derived as the backend would have derived it had
+the call gone alone (`Prompt.seed`). Calls with different sampling parameters
+(other than the seed) are not merged. When a merged call fails, its calls are
+retried one by one, so that one problem's bad input fails that problem only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Hashable, Sequence
+from typing import Generic, TypeVar
+
+from ponder.budget.flops import ModelShape
+from ponder.generators.base import Generator, SamplingParams, derive_seed
+from ponder.types import Generation, Prompt
+from ponder.verifiers.base import Solution, Verdict, Verifier
+
+In = TypeVar("In")
+Out = TypeVar("Out")
+
+
+class _Coalescer(Generic[In, Out]):
+    """Collects the calls made in one turn of the event loop and runs them as one per key."""
+
+    def __init__(self, call: Callable[[Hashable, list[In]], Awaitable[list[Out]]]) -> None:
+        self._call = call
+        self._pending: dict[Hashable, list[tuple[list[In], asyncio.Future[list[Out]]]]] = {}
+        self._scheduled = False
+        self._running: set[asyncio.Task[None]] = set()
+
+    async def submit(self, key: Hashable, items: list[In]) -> list[Out]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[list[Out]] = loop.create_future()
+        self._pending.setdefault(key, []).append((items, future))
+        if not self._scheduled:
+            # Callers woken by the same finished call are already queued, so the flush
+            # runs after all of them have made their next call.
+            self._scheduled = True
+            loop.call_soon(self._flush)
+        return await future
+
+    def _flush(self) -> None:
+        self._scheduled = False
+        pending, self._pending = self._pending, {}
+        for key, entries in pending.items():
+            task = asyncio.ensure_future(self._run(key, entries))
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+
+    async def _run(
+        self, key: Hashable, entries: list[tuple[list[In], asyncio.Future[list[Out]]]]
+    ) -> None:
+        try:
+            results = await self._call(key, [item for items, _ in entries for item in items])
+        except Exception as exc:
+            if len(entries) == 1:
+                _settle(entries[0][1], exception=exc)
+                return
+            for items, future in entries:  # isolate the caller that failed
+                try:
+                    _settle(future, result=await self._call(key, items))
+                except Exception as single:
+                    _settle(future, exception=single)
+            return
+        offset = 0
+        for items, future in entries:
+            _settle(future, result=results[offset : offset + len(items)])
+            offset += len(items)
+
+
+def _settle(
+    future: asyncio.Future[list[Out]],
+    *,
+    result: list[Out] | None = None,
+    exception: BaseException | None = None,
+) -> None:
+    if future.done():  # the caller was cancelled
+        return
+    if exception is not None:
+        future.set_exception(exception)
+    else:
+        future.set_result(result or [])
+
+
+class CoalescingGenerator:
+    """A `Generator` that merges concurrent calls into one call of `inner`."""
+
+    def __init__(self, inner: Generator) -> None:
+        self.inner = inner
+        self._coalescer: _Coalescer[Prompt, Generation] = _Coalescer(self._generate)
+
+    @property
+    def name(self) -> str:
+        return self.inner.name
+
+    @property
+    def shape(self) -> ModelShape | None:
+        return self.inner.shape
+
+    async def count_prompt_tokens(self, prompts: Sequence[Prompt]) -> list[int]:
+        return await self.inner.count_prompt_tokens(prompts)
+
+    async def generate(self, prompts: Sequence[Prompt], params: SamplingParams) -> list[Generation]:
+        if not prompts:
+            return []
+        if params.seed is not None:
+            prompts = [
+                p if p.seed is not None else p.seeded(derive_seed(params.seed, i))
+                for i, p in enumerate(prompts)
+            ]
+        return await self._coalescer.submit(params.replace(seed=None), list(prompts))
+
+    async def _generate(self, params: Hashable, prompts: list[Prompt]) -> list[Generation]:
+        assert isinstance(params, SamplingParams)
+        return await self.inner.generate(prompts, params)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+class CoalescingVerifier:
+    """A `Verifier` that merges concurrent calls into one call of `inner`."""
+
+    def __init__(self, inner: Verifier) -> None:
+        self.inner = inner
+        self._coalescer: _Coalescer[Solution, Verdict] = _Coalescer(self._score)
+
+    @property
+    def name(self) -> str:
+        return self.inner.name
+
+    @property
+    def shape(self) -> ModelShape | None:
+        return self.inner.shape
+
+    async def count_tokens(self, solutions: Sequence[Solution]) -> list[int]:
+        return await self.inner.count_tokens(solutions)
+
+    async def score(self, solutions: Sequence[Solution]) -> list[Verdict]:
+        if not solutions:
+            return []
+        return await self._coalescer.submit(None, list(solutions))
+
+    async def _score(self, _: Hashable, solutions: list[Solution]) -> list[Verdict]:
+        return await self.inner.score(solutions)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()

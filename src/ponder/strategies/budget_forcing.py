@@ -1,0 +1,75 @@
+"""Budget forcing: when an attempt ends, append a hint and let the model go on.
+
+Muennighoff et al. (2025), "s1: Simple test-time scaling", extend a reasoning
+model's thinking by suppressing its end and appending "Wait"; START (Li et al.
+2025, hint-infer) appends a hint that invites a check. Both are sequential
+scaling without a verifier: the model re-reads its own solution and may
+correct it. At budget N the first attempt is followed by up to N - 1
+extensions, each the hint (on its own step) and a continuation; `max_tokens`
+bounds the tokens of all of them together (s1's thinking budget). The answer
+is the last one the whole text gives (s1's rule).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ponder.errors import ConfigError
+from ponder.strategies.base import BaseStrategy, Choice, Run
+from ponder.strategies.scoring import Sampling
+from ponder.types import Completion
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetForcingParams(Sampling):
+    """`hint`: the text appended, as its own step, each time the model ends."""
+
+    hint: str = "Wait, let me check that step."
+
+    def __post_init__(self) -> None:
+        Sampling.__post_init__(self)
+        if not self.hint.strip():
+            raise ConfigError("the hint must not be empty")
+
+
+class BudgetForcing(BaseStrategy[BudgetForcingParams]):
+    """One attempt, then up to N - 1 hinted continuations, each one call."""
+
+    name = "budget_forcing"
+    Params = BudgetForcingParams
+
+    def sample_limit(self, n: int) -> int:
+        return n
+
+    async def solve(self, run: Run) -> Choice:
+        separator = run.task.step_separator
+        text, tokens, parent = "", 0, 0
+        for extension in range(run.n):
+            room = self.params.max_tokens - tokens
+            if room < 1:
+                break
+            if extension:
+                text += separator + self.params.hint + separator
+            params = self.params.params(1, run.call_seed()).replace(max_tokens=room)
+            [generation] = await run.generator.generate([run.prompt(text)], params)
+            if not generation.completions:
+                break
+            completion = generation.completions[0]
+            text += completion.text
+            tokens += completion.num_tokens
+            shown = (self.params.hint + separator if extension else "") + completion.text
+            parent = run.trace.add(parent, shown, kind="attempt")
+            whole = Completion(text=text, num_tokens=tokens, finish_reason=completion.finish_reason)
+            run.keep(run.task.candidate(whole), parent)
+        return self._latest(run)
+
+    def _latest(self, run: Run) -> Choice:
+        for i in reversed(range(len(run.candidates))):
+            if run.candidates[i].answer is not None:
+                return Choice(run.candidates[i], run.nodes[i])
+        if run.candidates:
+            return Choice(run.candidates[-1], run.nodes[-1])
+        return Choice(None)
+
+    def select(self, run: Run) -> Choice:
+        return self._latest(run)
