@@ -5,7 +5,7 @@ each sample gets its own random stream (so a sample does not change when other
 prompts share its batch), stop strings are checked on each row's new text only,
 and log-probabilities come from the raw logits one step at a time instead of a
 stored `[steps, batch, vocab]` tensor. A prompt is prefilled once and its cache
-repeated for its `n` samples.
+repeated for its `n` samples, and rows that have finished leave the batch.
 """
 
 from __future__ import annotations
@@ -201,12 +201,21 @@ class TransformersGenerator:
             mask = mask.repeat_interleave(n, dim=0)
             positions = positions.repeat_interleave(n, dim=0)
         next_position = positions[:, -1:] + 1
+        active = list(range(len(rows)))  # the rows still in the batch, in cache order
         for step in range(room):
             chosen = self._sample(logits, params, uniforms[:, step : step + 1])
-            self._record(rows, chosen, logits, params)
-            if all(r.finish for r in rows):
+            self._record([rows[i] for i in active], chosen, logits, params)
+            live = [j for j, i in enumerate(active) if not rows[i].finish]
+            if not live:
                 break
-            mask = torch.cat([mask, mask.new_ones((len(rows), 1))], dim=1)
+            if 4 * (len(active) - len(live)) >= len(active):
+                # A quarter of the batch has finished: decode only the others from now on.
+                keep = torch.tensor(live, device=device)
+                cache.batch_select_indices(keep)
+                mask, next_position = mask[keep], next_position[keep]
+                uniforms, chosen = uniforms[keep], chosen[keep]
+                active = [active[j] for j in live]
+            mask = torch.cat([mask, mask.new_ones((len(active), 1))], dim=1)
             out = self._model(
                 input_ids=chosen.unsqueeze(1),
                 attention_mask=mask,
