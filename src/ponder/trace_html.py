@@ -84,7 +84,7 @@ def render_trace_html(result: Result, title: str | None = None) -> str:
                 f'class="{"edge chosen" if thick else "edge"}"/>'
             )
         label = " ".join(node.text.split()) or "(empty)"
-        short = label if len(label) <= 22 else label[:21] + "…"
+        short = label if len(label) <= 20 else label[:19] + "…"
         score = "" if node.score is None else f"{node.score:.2f}"
         scored = f" score {score}" if score else ""
         tooltip = f"#{node.id} {node.kind}{scored}\n{node.text}"
