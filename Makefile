@@ -8,7 +8,7 @@ VLLM_VENV := .venv-vllm
 PIP := $(VENV)/bin/pip install -qq
 TINY_MODEL := .cache/tiny-llama
 
-.PHONY: demo test test-fast lint bench bench-embedded setup vllm clean
+.PHONY: demo test test-fast lint bench bench-embedded bench-strategies setup vllm browser clean
 
 setup: $(VENV)/.installed
 
@@ -34,9 +34,24 @@ $(VLLM_VENV)/.installed:
 $(TINY_MODEL)/config.json: $(VENV)/.installed src/ponder/models/tiny.py
 	$(VENV)/bin/python -m ponder.models.tiny $(TINY_MODEL)
 
-# The embedded default: the committed arith policy, no model flag needed.
+# The embedded default, no model flag needed: one problem solved by a PRM-guided beam
+# search, then a short sweep of strategies x budgets on the arith test split (resumed
+# if interrupted) and its report, runs/demo/report.html.
+DEMO_SWEEP := --task arith --limit 100 --strategies majority,best_of_n,weighted_majority,beam_search \
+	--budgets 1,4,16 --param max_tokens=256 --out runs/demo
+
 demo: $(VENV)/.installed
-	$(VENV)/bin/ponder solve "Start with 37. Add 48. Multiply by 6. Subtract 25." --verbose
+	$(VENV)/bin/ponder solve "Start with 37. Add 48. Multiply by 6. Subtract 25." \
+		--strategy beam_search --budget 4 --verbose
+	$(VENV)/bin/ponder eval $(DEMO_SWEEP)
+	$(VENV)/bin/ponder report runs/demo
+
+# Headless Chromium renders the report in a test: Debian's package, installed when missing.
+browser:
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || { \
+		SUDO=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
+		$$SUDO apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends chromium; }
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check src tests benchmarks
@@ -45,11 +60,11 @@ lint: $(VENV)/.installed
 TEST_ENV := PONDER_TINY_MODEL=$(abspath $(TINY_MODEL)) \
 	PONDER_VLLM_PYTHON=$(abspath $(VLLM_VENV))/bin/python
 
-test: lint $(VLLM_VENV)/.installed $(TINY_MODEL)/config.json
+test: lint browser $(VLLM_VENV)/.installed $(TINY_MODEL)/config.json
 	$(TEST_ENV) $(VENV)/bin/pytest
 
 # Everything but the tests that need the vLLM server.
-test-fast: $(VENV)/.installed $(TINY_MODEL)/config.json
+test-fast: $(VENV)/.installed browser $(TINY_MODEL)/config.json
 	$(TEST_ENV) $(VENV)/bin/pytest -m "not vllm"
 
 bench: $(VENV)/.installed
@@ -60,6 +75,10 @@ bench-embedded: $(VENV)/.installed
 	$(VENV)/bin/python benchmarks/arith_policy.py src/ponder/models/arith-policy
 	$(VENV)/bin/python benchmarks/arith_prm.py src/ponder/models/arith-prm \
 		--policy src/ponder/models/arith-policy
+
+# Every strategy at budgets 1, 4, 16 and 64 on 60 arith test problems (about 1.5 hours).
+bench-strategies: $(VENV)/.installed
+	$(VENV)/bin/python benchmarks/strategies.py --problems 60
 
 clean:
 	rm -rf $(VENV) $(VLLM_VENV) .cache .pytest_cache

@@ -157,7 +157,7 @@ def _warm_up(base: str, name: str) -> None:
         pass
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def ponder_cli() -> list[str]:
     """The command that runs ponder's CLI in a fresh process, as a user would."""
     return [sys.executable, "-m", "ponder.cli"]

@@ -31,6 +31,8 @@ from ponder.tasks import MathGrader, PromptFormat, extract_answer, last_boxed
         ("So the answer is 42.", "42"),
         ("The final answer is: $\\frac{3}{4}$.", "\\frac{3}{4}"),
         ("I think the answer is 7\nmore text", "7"),
+        ("The answer is 495.\nWait.\nThe answer is 666.", "666"),
+        ("The answer is 55The answer is 3.", "3"),  # the last statement, not the first
         ("no answer here", None),
         ("an unclosed \\boxed{12", None),
     ],

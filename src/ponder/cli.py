@@ -86,7 +86,58 @@ def _parser() -> argparse.ArgumentParser:
         help="also print the solution and its cost on stderr",
     )
     commands.add_parser("strategies", help="list the strategies and their parameters")
+    _eval_parser(commands)
+    report = commands.add_parser("report", help="plot and tabulate evaluation runs")
+    report.add_argument("runs", nargs="+", help="run folders written by `ponder eval`")
+    report.add_argument(
+        "--out", help="the HTML file (default: report.html in the first run's folder)"
+    )
+    report.add_argument(
+        "--reference", help="the strategy compute-matched ratios compare with (default: majority)"
+    )
+    report.add_argument("--json", action="store_true", help="print the summary as JSON")
     return parser
+
+
+def _eval_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    ev = commands.add_parser(
+        "eval", help="sweep tasks x strategies x budgets x seeds into a run folder"
+    )
+    ev.add_argument("--out", required=True, help="the run folder (resumed when it exists)")
+    ev.add_argument(
+        "--task", default="arith", help="tasks, comma-separated: arith, math500, gsm8k, aime2024"
+    )
+    ev.add_argument("--split", default="test")
+    ev.add_argument("--limit", type=int, help="the first N problems of each task")
+    ev.add_argument("--data", help="a folder holding TASK/SPLIT.jsonl for the benchmarks")
+    ev.add_argument("--strategies", default="majority", help="comma-separated strategy names")
+    ev.add_argument("--budgets", default="1,4,16", help="comma-separated budgets N")
+    ev.add_argument("--seeds", default="0", help="comma-separated seeds")
+    ev.add_argument("--model", help="model folder or OpenAI-compatible URL (default: embedded)")
+    ev.add_argument("--served-model", help="the model name on the server")
+    ev.add_argument("--prm", help="the PRM folder (default with the embedded policy: its PRM)")
+    ev.add_argument("--format", choices=("auto", "chat", "raw"), default="auto")
+    ev.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="[STRATEGY.]NAME=VALUE",
+        help="a strategy parameter, for one strategy or all that have it (repeatable)",
+    )
+    ev.add_argument(
+        "--difficulty-samples",
+        type=int,
+        default=16,
+        help="samples per problem for the difficulty bins and coverage (0: none; default 16)",
+    )
+    ev.add_argument(
+        "--no-reuse",
+        action="store_true",
+        help="run every budget afresh, not from the largest budget's samples",
+    )
+    ev.add_argument("--batch", type=int, default=16, help="problems solved together")
+    ev.add_argument("--json", action="store_true", help="print the summary as JSON")
+    ev.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def _strategies() -> int:
@@ -101,6 +152,91 @@ def _strategies() -> int:
         needs = "  (needs a PRM)" if cls.uses_verifier(cls.Params()) else ""
         print(f"    {values}{needs}")
     return 0
+
+
+def _int_list(text: str, what: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise _UsageError(f"--{what} takes comma-separated integers, not {text!r}") from None
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from ponder.evaluation import EvalConfig, Sweep, analyze
+    from ponder.evaluation.config import strategy_specs
+    from ponder.evaluation.progress import RichProgress
+    from ponder.strategies import parse_pairs
+    from ponder.sync import run_sync
+
+    try:
+        config = EvalConfig(
+            tasks=tuple(t.strip() for t in args.task.split(",") if t.strip()),
+            strategies=strategy_specs(
+                [s.strip() for s in args.strategies.split(",") if s.strip()],
+                parse_pairs(args.param),
+            ),
+            budgets=_int_list(args.budgets, "budgets"),
+            seeds=_int_list(args.seeds, "seeds"),
+            split=args.split,
+            limit=args.limit,
+            data=args.data,
+            model=args.model,
+            served_model=args.served_model,
+            prm=args.prm,
+            prompt_format=args.format,
+            difficulty_samples=args.difficulty_samples,
+            reuse=not args.no_reuse,
+            batch=args.batch,
+        )
+    except ConfigError as exc:
+        raise _UsageError(str(exc)) from None
+    sweep = Sweep(config, args.out, progress=RichProgress(enabled=not args.no_progress))
+    try:
+        from ponder.generators.openai import OpenAIGenerator
+
+        if isinstance(sweep.generator, OpenAIGenerator):
+            run_sync(sweep.generator.connect())
+        run_sync(sweep.run())
+    finally:
+        sweep.close()
+    _print_summary(analyze([args.out]), args.json)
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ponder.evaluation import analyze, write_report
+
+    analysis = analyze(args.runs, reference=args.reference)
+    out = Path(args.out) if args.out else Path(args.runs[0]) / "report.html"
+    written = write_report(analysis, out)
+    _print_summary(analysis, args.json)
+    if not args.json:
+        print(f"report: {written[0]} ({len(written) - 1} PNG files beside it)", file=sys.stderr)
+    return 0
+
+
+def _print_summary(analysis: object, as_json: bool) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    from ponder.evaluation import Analysis
+    from ponder.evaluation.report import summary_table
+
+    assert isinstance(analysis, Analysis)
+    if as_json:
+        print(json.dumps([s.as_json() for s in analysis.summaries], indent=2))
+        return
+    rows = summary_table(analysis.summaries)
+    table = Table(*rows[0])
+    for row in rows[1:]:
+        table.add_row(*(escape(cell) for cell in row))  # labels hold [brackets]
+    console = Console()
+    if not console.is_terminal:  # piped: do not squeeze the table into 80 columns
+        console = Console(width=200)
+    console.print(table)
 
 
 def _solve(args: argparse.Namespace) -> int:
@@ -185,7 +321,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     _quiet_libraries()
     try:
-        return _strategies() if args.command == "strategies" else _solve(args)
+        if args.command == "strategies":
+            return _strategies()
+        return {"solve": _solve, "eval": _eval, "report": _report}[args.command](args)
     except _UsageError as exc:
         print(f"ponder: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Generic, Protocol, TypeVar, runtime_checkable
 
@@ -139,6 +139,9 @@ class BaseStrategy(ABC, Generic[P]):
     name: ClassVar[str]
     Params: ClassVar[type]
     needs_verifier: ClassVar[bool] = False
+    # True when a budget-N run draws its N samples in one call and only selects among
+    # them, so that the first n of N samples make a budget-n run (sample reuse).
+    samples_once: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -198,20 +201,27 @@ class BaseStrategy(ABC, Generic[P]):
         return run_sync(self.arun(problem, budget))
 
     async def arun_many(
-        self, problems: Sequence[Problem], budget: Budget | int | None = None
+        self,
+        problems: Sequence[Problem],
+        budget: Budget | int | None = None,
+        *,
+        on_result: Callable[[int, Result], None] | None = None,
     ) -> list[Result]:
-        """Solve `problems` concurrently, each under its own `budget`, their calls merged."""
+        """Solve `problems` concurrently, each under its own `budget`, their calls merged.
+
+        `on_result(index, result)` is called as each problem finishes.
+        """
         n, caps = budget_n(budget)
         generator = CoalescingGenerator(self.generator)
         verifier = CoalescingVerifier(self.verifier) if self.verifier is not None else None
-        return list(
-            await asyncio.gather(
-                *(
-                    self._run_one(problem, index, n, caps, generator, verifier)
-                    for index, problem in enumerate(problems)
-                )
-            )
-        )
+
+        async def one(index: int, problem: Problem) -> Result:
+            result = await self._run_one(problem, index, n, caps, generator, verifier)
+            if on_result is not None:
+                on_result(index, result)
+            return result
+
+        return list(await asyncio.gather(*(one(i, p) for i, p in enumerate(problems))))
 
     def run_many(
         self, problems: Sequence[Problem], budget: Budget | int | None = None

@@ -36,6 +36,7 @@ class BestOfMajority(BaseStrategy[BestOfMajorityParams]):
 
     name = "best_of_majority"
     Params = BestOfMajorityParams
+    samples_once = True
     needs_verifier = True
 
     def sample_limit(self, n: int) -> int:

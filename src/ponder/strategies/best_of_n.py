@@ -30,6 +30,7 @@ class BestOfN(BaseStrategy[BestOfNParams]):
 
     name = "best_of_n"
     Params = BestOfNParams
+    samples_once = True
     needs_verifier = True
 
     def sample_limit(self, n: int) -> int:

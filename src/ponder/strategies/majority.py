@@ -24,6 +24,7 @@ class Majority(BaseStrategy[MajorityParams]):
 
     name = "majority"
     Params = MajorityParams
+    samples_once = True
 
     def sample_limit(self, n: int) -> int:
         return n

@@ -45,6 +45,7 @@ class SelfCertainty(BaseStrategy[SelfCertaintyParams]):
 
     name = "self_certainty"
     Params = SelfCertaintyParams
+    samples_once = True
 
     def sample_limit(self, n: int) -> int:
         return n

@@ -26,6 +26,7 @@ class WeightedMajority(BaseStrategy[WeightedMajorityParams]):
 
     name = "weighted_majority"
     Params = WeightedMajorityParams
+    samples_once = True
     needs_verifier = True
 
     def sample_limit(self, n: int) -> int:

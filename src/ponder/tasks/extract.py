@@ -15,6 +15,7 @@ _SENTENCE = re.compile(
     r"(?:the\s+)?(?:final\s+)?answer\s+is\s*[:\-]?\s*(.+?)\s*(?:\.\s*$|\.\s+|\n|$)",
     re.IGNORECASE,
 )
+_SENTENCE_START = re.compile(r"(?:the\s+)?(?:final\s+)?answer\s+is", re.IGNORECASE)
 
 
 def last_boxed(text: str) -> str | None:
@@ -47,7 +48,11 @@ def extract_answer(text: str) -> str | None:
     hashes = _HASHES.findall(text)
     if hashes:
         return _clean(hashes[-1].replace(",", ""))
-    sentences = _SENTENCE.findall(text)
-    if sentences:
-        return _clean(sentences[-1])
+    # The last statement wins, even when it runs into an earlier one on the same line
+    # ("The answer is 55The answer is 3."): match from the last start, not the last match.
+    starts = [m.start() for m in _SENTENCE_START.finditer(text)]
+    for start in reversed(starts):
+        found = _SENTENCE.match(text, start)
+        if found is not None:
+            return _clean(found.group(1))
     return None

@@ -153,6 +153,11 @@ class CausalLMPRM:
         return self._local.shape
 
     @property
+    def folder(self) -> Path:
+        """The model folder this PRM loaded."""
+        return self._local.folder
+
+    @property
     def format(self) -> PRMFormat:
         return self._format
 

@@ -1,0 +1,183 @@
+"""What an evaluation run is: tasks x strategies x budgets x seeds, the models, the options.
+
+The configuration is stored in the run's folder (`config.json` and the store's
+meta table), so a run can be repeated or resumed from its folder alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ponder.errors import ConfigError
+from ponder.strategies.registry import parse_params, strategy_class
+from ponder.tasks import TASKS
+
+# Options that change how a run executes, not what it measures: a resumed run may differ in them.
+EXECUTION_ONLY = ("batch",)
+
+
+@dataclass(frozen=True, slots=True)
+class StrategySpec:
+    """A strategy by name and its parameters as text (validated by the registry).
+
+    `shown` names the parameters its label shows: those set for this strategy
+    alone, not those every strategy of the sweep shares.
+    """
+
+    name: str
+    params: dict[str, str] = field(default_factory=dict)
+    shown: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        parse_params(self.name, self.params)  # unknown names and bad values fail here
+
+    @property
+    def label(self) -> str:
+        """The name results are stored under: the strategy, and its parameters if any."""
+        if not self.shown:
+            return self.name
+        return f"{self.name}[{','.join(f'{k}={self.params[k]}' for k in sorted(self.shown))}]"
+
+
+@dataclass(frozen=True, slots=True)
+class EvalConfig:
+    """An evaluation sweep.
+
+    - `tasks`: task names ("arith", "math500", "gsm8k", "aime2024"); `data`: a
+      folder holding `<task>/<split>.jsonl` for the benchmarks (None: the Hub).
+    - `model`: a model folder or an OpenAI-compatible URL (None: the embedded
+      arith policy); `served_model` names it on a server.
+    - `prm`: the PRM folder for strategies that use a verifier (None: the
+      embedded arith PRM, with the embedded policy only).
+    - `difficulty_samples`: samples per problem for the difficulty bins (0: none).
+    - `reuse`: draw the samples of `samples_once` strategies once, at the largest budget.
+    - `batch`: problems solved together (their calls merged).
+    """
+
+    tasks: tuple[str, ...]
+    strategies: tuple[StrategySpec, ...]
+    budgets: tuple[int, ...]
+    seeds: tuple[int, ...] = (0,)
+    split: str = "test"
+    limit: int | None = None
+    data: str | None = None
+    model: str | None = None
+    served_model: str | None = None
+    prm: str | None = None
+    prompt_format: str = "auto"
+    difficulty_samples: int = 16
+    reuse: bool = True
+    batch: int = 16
+    models: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.tasks:
+            raise ConfigError("give at least one task")
+        for task in self.tasks:
+            if task not in TASKS:
+                raise ConfigError(f"unknown task {task!r}; known: {', '.join(TASKS)}")
+        if not self.strategies:
+            raise ConfigError("give at least one strategy")
+        labels = [s.label for s in self.strategies]
+        if len(set(labels)) != len(labels):
+            raise ConfigError("a strategy is given twice with the same parameters")
+        if not self.budgets or any(b < 1 for b in self.budgets):
+            raise ConfigError("budgets must be positive integers")
+        if len(set(self.budgets)) != len(self.budgets):
+            raise ConfigError("a budget is given twice")
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise ConfigError("give distinct seeds")
+        if self.limit is not None and self.limit < 1:
+            raise ConfigError(f"limit must be >= 1, got {self.limit}")
+        if self.difficulty_samples < 0 or self.difficulty_samples == 1:
+            raise ConfigError("difficulty_samples must be 0 (none) or at least 2")
+        if self.batch < 1:
+            raise ConfigError(f"batch must be >= 1, got {self.batch}")
+        if self.prompt_format not in ("auto", "chat", "raw"):
+            raise ConfigError("prompt_format must be auto, chat or raw")
+
+    @property
+    def uses_verifier(self) -> bool:
+        return any(
+            strategy_class(s.name).uses_verifier(parse_params(s.name, s.params))
+            for s in self.strategies
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EvalConfig:
+        try:
+            values = dict(data)
+            values.pop("ponder_version", None)
+            values["strategies"] = tuple(
+                StrategySpec(s["name"], s["params"], tuple(s.get("shown", ())))
+                for s in values["strategies"]
+            )
+            for key in ("tasks", "budgets", "seeds"):
+                values[key] = tuple(values[key])
+            return cls(**values)
+        except (KeyError, TypeError) as exc:
+            raise ConfigError(f"not an evaluation configuration: {exc}") from None
+
+    def differences(self, other: EvalConfig) -> list[str]:
+        """The fields that make `other` a different run (execution options aside)."""
+        mine, theirs = self.to_dict(), other.to_dict()
+        return [k for k in mine if k not in EXECUTION_ONLY and mine[k] != theirs[k]]
+
+
+def fingerprint(folder: str | Path) -> dict[str, Any]:
+    """What identifies a local model folder: its config and its files' names and sizes.
+
+    Cheap for any model size (weights are not read); enough to notice that a
+    folder now holds another model.
+    """
+    path = Path(folder)
+    digest = hashlib.sha256()
+    for file in sorted(p for p in path.iterdir() if p.is_file()):
+        digest.update(f"{file.name}:{file.stat().st_size}\n".encode())
+        if file.suffix == ".json":
+            digest.update(file.read_bytes())
+    config = (
+        json.loads((path / "config.json").read_text()) if (path / "config.json").is_file() else {}
+    )
+    return {
+        "path": str(path.resolve()),
+        "architectures": config.get("architectures"),
+        "sha256_of_files": digest.hexdigest()[:16],
+    }
+
+
+def strategy_specs(names: list[str], pairs: dict[str, str]) -> tuple[StrategySpec, ...]:
+    """Strategies by name with their parameters from NAME=VALUE pairs.
+
+    "beam_search.beam_width" sets a parameter of one strategy; a bare
+    "max_tokens" sets it for every listed strategy that has it (and must fit one).
+    """
+    import dataclasses
+
+    params: dict[str, dict[str, str]] = {name: {} for name in names}
+    shown: dict[str, list[str]] = {name: [] for name in names}
+    for key, value in pairs.items():
+        strategy, dot, field_name = key.rpartition(".")
+        if dot:
+            if strategy not in params:
+                raise ConfigError(f"--param {key}: {strategy!r} is not among the strategies")
+            params[strategy][field_name] = value
+            shown[strategy].append(field_name)
+            continue
+        takers = [
+            name
+            for name in names
+            if field_name in {f.name for f in dataclasses.fields(strategy_class(name).Params)}
+        ]
+        if not takers:
+            raise ConfigError(f"--param {key}: no listed strategy has a parameter {key!r}")
+        for name in takers:
+            params[name][field_name] = value
+    return tuple(StrategySpec(name, params[name], tuple(shown[name])) for name in names)

@@ -1,0 +1,186 @@
+"""`ponder eval` and `ponder report` as a user runs them: real processes, models, files, browser."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ponder.evaluation import Store, analyze
+
+# A small sweep of the embedded arith models: voting (sample reuse) and a PRM search.
+SWEEP = (
+    "--task", "arith", "--limit", "8", "--strategies", "majority,beam_search",
+    "--budgets", "1,4", "--difficulty-samples", "4", "--param", "max_tokens=160",
+    "--batch", "2", "--no-progress",
+)  # fmt: skip
+# 8 problems: 8 difficulty estimates, then 2 strategies x 2 budgets x 8 problems.
+RESULTS = 2 * 2 * 8
+
+
+def run(command: list[str], *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*command, *args], capture_output=True, text=True, timeout=timeout)
+
+
+def stored(folder: Path) -> dict[tuple, tuple]:
+    """Every stored result by key, with what it says (correctness, answer, cost, candidates)."""
+    db = folder / "results.sqlite"
+    if not db.exists():
+        return {}
+    with sqlite3.connect(db) as con:
+        try:
+            rows = con.execute(
+                "SELECT task, strategy, budget, seed, problem, correct, answer, "
+                "generated_tokens, record FROM results"
+            ).fetchall()
+        except sqlite3.OperationalError:  # the table is not made yet
+            return {}
+    return {r[:5]: (r[5], r[6], r[7], json.loads(r[8])["candidates"]) for r in rows}
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory, ponder_cli) -> Path:
+    out = tmp_path_factory.mktemp("eval") / "whole"
+    done = run(ponder_cli, "eval", *SWEEP, "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    return out
+
+
+def test_a_run_killed_at_any_moment_resumes_with_nothing_lost_or_counted_twice(
+    ponder_cli, uninterrupted, tmp_path
+):
+    out = tmp_path / "killed"
+    command = [*ponder_cli, "eval", *SWEEP, "--out", str(out)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 300
+    # Kill it in the middle of the strategies' work, without warning.
+    while len(stored(out)) < 5 and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert process.poll() is None, "the run ended before it could be killed"
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    before = stored(out)
+    assert 5 <= len(before) < RESULTS
+
+    done = run(command)
+    assert done.returncode == 0, done.stderr
+    after = stored(out)
+    assert len(after) == RESULTS
+    # What was stored before the kill is still there, unchanged, and counted once
+    # (the store's key is unique: a second write would have failed the run).
+    assert {k: after[k] for k in before} == before
+    with Store(out / "results.sqlite") as store:
+        assert store.count() == RESULTS
+        assert len(store.difficulty("arith")) == 8
+    # Seeded per problem, the resumed run computed exactly what an unbroken run did.
+    assert after == stored(uninterrupted)
+
+
+def test_sample_reuse_replays_the_largest_budgets_samples(uninterrupted):
+    results = stored(uninterrupted)
+    with Store(uninterrupted / "results.sqlite") as store:
+        reused = {(r.strategy, r.budget) for r in store.rows() if r.reused}
+    assert reused == {("majority", 1)}  # beam search's budgets are not subsets
+    for key, (_, _, tokens, candidates) in results.items():
+        if key[1] == "majority" and key[2] == 1:
+            larger = results[(*key[:2], 4, *key[3:])]
+            assert candidates == larger[3][:1]
+            assert tokens == candidates[0]["tokens"]
+
+
+def test_a_different_configuration_in_the_same_folder_is_refused(ponder_cli, uninterrupted):
+    before = stored(uninterrupted)
+    done = run(ponder_cli, "eval", *SWEEP[:-3], "--budgets", "1,4,16", "--out", str(uninterrupted))
+    assert done.returncode == 1
+    assert "holds a different run" in done.stderr and "Traceback" not in done.stderr
+    assert stored(uninterrupted) == before
+
+
+def test_summary_json_and_statistics(ponder_cli, uninterrupted):
+    done = run(ponder_cli, "report", str(uninterrupted), "--json")
+    assert done.returncode == 0, done.stderr
+    rows = json.loads(done.stdout)
+    assert {(r["strategy"], r["budget"]) for r in rows} == {
+        (s, b) for s in ("majority", "beam_search") for b in (1, 4)
+    }
+    fields = {"task", "strategy", "budget", "n_problems", "accuracy", "ci_low", "ci_high",
+              "generated_tokens_mean", "flops_mean"}  # fmt: skip
+    results = stored(uninterrupted)
+    for row in rows:
+        assert set(row) == fields
+        assert row["n_problems"] == 8
+        mine = [v for k, v in results.items() if k[1] == row["strategy"] and k[2] == row["budget"]]
+        assert row["accuracy"] == pytest.approx(np.mean([v[0] for v in mine]))
+        assert row["ci_low"] <= row["accuracy"] <= row["ci_high"]
+        assert row["generated_tokens_mean"] == pytest.approx(np.mean([v[2] for v in mine]))
+        assert row["flops_mean"] > 0
+    analysis = analyze([uninterrupted])
+    assert {b for b, _ in analysis.bins["oracle"]} <= {1, 2, 3, 4, 5}
+    assert len(analysis.bins["oracle"]) > 4
+    sources = {c.source for c in analysis.coverage}
+    assert sources == {"policy samples", "majority"}
+    assert all(c.coverage == tuple(sorted(c.coverage)) for c in analysis.coverage)
+    assert {r.strategy for r in analysis.ratios} == {"beam_search"}
+
+
+def _chromium() -> str:
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found is None:
+        pytest.fail("headless Chromium is needed: apt-get install chromium (make test does)")
+    return found
+
+
+def test_report_renders_in_a_browser_with_its_plots(ponder_cli, uninterrupted, tmp_path):
+    from matplotlib.image import imread
+
+    page = tmp_path / "report.html"
+    done = run(ponder_cli, "report", str(uninterrupted), "--out", str(page))
+    assert done.returncode == 0, done.stderr
+    assert "beam_search" in done.stdout and "majority" in done.stdout
+    html = page.read_text()
+    assert html.count("data:image/png;base64,") == 5  # accuracy, 2 bin views, FLOPs, coverage
+    assert "src='http" not in html and 'src="http' not in html  # self-contained
+    pngs = sorted(p.name for p in tmp_path.glob("report-*.png"))
+    assert pngs == [
+        "report-arith-accuracy.png", "report-arith-bins-oracle.png",
+        "report-arith-bins-predicted.png", "report-arith-coverage.png", "report-arith-flops.png",
+    ]  # fmt: skip
+
+    shot = tmp_path / "shot.png"
+    browser = subprocess.run(
+        [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+         f"--screenshot={shot}", "--window-size=1200,2400", page.as_uri()],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert shot.is_file(), browser.stderr
+    image = imread(shot)[:, :, :3]
+    assert image.shape[:2] == (2400, 1200)
+    # The plots are drawn: the first strategy's line colour (#1f77b4) and the second's
+    # (#d62728) cover many pixels, which a page without its images would not.
+    for colour in ((0x1F, 0x77, 0xB4), (0xD6, 0x27, 0x28)):
+        close = np.abs(image * 255 - np.array(colour)).max(axis=2) < 40
+        assert close.sum() > 500, colour
+
+
+def test_bad_input_is_a_clear_error(ponder_cli, tmp_path):
+    cases = [
+        (["--task", "nosuch"], "unknown task"),
+        (["--strategies", "nosuch"], "unknown strategy"),
+        (["--budgets", "1,x"], "comma-separated integers"),
+        (["--param", "beam_width=4"], "no listed strategy has"),
+        (["--strategies", "majority", "--param", "beam_search.beam_width=4"], "not among"),
+    ]
+    for args, message in cases:
+        done = run(ponder_cli, "eval", *args, "--out", str(tmp_path / "x"))
+        assert done.returncode == 2, (args, done.stderr)
+        assert message in done.stderr and "Traceback" not in done.stderr
+    done = run(ponder_cli, "report", str(tmp_path / "missing"))
+    assert done.returncode == 1 and "not an evaluation run" in done.stderr
