@@ -10,7 +10,7 @@ from __future__ import annotations
 import statistics
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ponder.evaluation.runner import STORE_FILE, load_config
@@ -256,8 +256,19 @@ def analyze(folders: Sequence[str | Path], reference: str | None = None) -> Anal
         for r in rows:  # one seed's samples per problem: the first stored
             by_problem.setdefault(r.problem, (r.samples, r.right_samples))
         cov = coverage_of(task, strategy, list(by_problem.values()))
-        if cov is not None:
+        if cov is None:
+            continue
+        # Strategies seeded alike draw the same samples (a paired comparison): one curve.
+        same = next(
+            (i for i, c in enumerate(analysis.coverage)
+             if c.task == task and c.coverage == cov.coverage and c.source != "policy samples"),
+            None,
+        )  # fmt: skip
+        if same is None:
             analysis.coverage.append(cov)
+        else:
+            kept = analysis.coverage[same]
+            analysis.coverage[same] = replace(kept, source=f"{kept.source}, {strategy}")
 
     strategies = list(dict.fromkeys(s.strategy for s in summaries))
     if reference is None:
@@ -285,6 +296,4 @@ def _largest_budget_rows(rows: Sequence[Row]) -> dict[tuple[str, str], list[Row]
 
 
 def _renamed(row: Row, strategy: str) -> Row:
-    from dataclasses import replace
-
     return replace(row, strategy=strategy)
