@@ -145,6 +145,15 @@ def vllm_arith_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield url
 
 
+@pytest.fixture(scope="session")
+def vllm_prm_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real vLLM server serving the committed embedded arith PRM as "arith-prm"."""
+    from ponder.models import embedded_prm
+
+    with _vllm_server(embedded_prm(), "arith-prm", tmp_path_factory.mktemp("vllm-prm")) as url:
+        yield url
+
+
 def _warm_up(base: str, name: str) -> None:
     """The first request asking for logprobs is slow once; pay that outside the tests."""
     import json

@@ -184,3 +184,27 @@ def test_bad_input_is_a_clear_error(ponder_cli, tmp_path):
         assert message in done.stderr and "Traceback" not in done.stderr
     done = run(ponder_cli, "report", str(tmp_path / "missing"))
     assert done.returncode == 1 and "not an evaluation run" in done.stderr
+
+
+@pytest.mark.vllm
+def test_eval_with_a_served_prm_matches_the_local_prm(ponder_cli, uninterrupted, vllm_prm_url):
+    from ponder.models import embedded_prm
+
+    out = uninterrupted.parent / "served-prm"
+    args = ("--task", "arith", "--limit", "3", "--strategies", "best_of_n", "--budgets", "1,4",
+            "--difficulty-samples", "0", "--param", "max_tokens=160", "--no-progress")  # fmt: skip
+    served = run(
+        ponder_cli, "eval", *args, "--out", str(out), "--prm", vllm_prm_url,
+        "--served-prm", "arith-prm", "--prm-format", str(embedded_prm()),
+    )  # fmt: skip
+    assert served.returncode == 0, served.stderr
+    local = run(ponder_cli, "eval", *args, "--out", str(out.parent / "local-prm"))
+    assert local.returncode == 0, local.stderr
+    a, b = stored(out), stored(out.parent / "local-prm")
+    assert a.keys() == b.keys() and len(a) == 6
+    for key in a:
+        assert a[key][:3] == b[key][:3]  # same choice, answer and tokens
+        for mine, theirs in zip(a[key][3], b[key][3], strict=True):
+            assert mine["scores"]["prm_last"] == pytest.approx(
+                theirs["scores"]["prm_last"], abs=2e-3
+            )

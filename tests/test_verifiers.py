@@ -154,3 +154,33 @@ def test_flops_budget_refuses_a_verifier_call_that_does_not_fit(prm):
         run_sync(verifier.score(SOLUTIONS))
     assert meter.cost().verifier_calls == 1
     assert meter.cost().flops <= needed * 1.5
+
+
+def _arith_solutions() -> list[Solution]:
+    from ponder.tasks.arith import arith_task
+
+    solutions = []
+    for problem in arith_task("test", 4).problems:
+        gold = tuple(str(problem.metadata["solution"]).split("\n"))
+        solutions.append(Solution(problem.question, gold))
+        solutions.append(Solution(problem.question, (*gold[:1], "1 + 1 = 3", "The answer is 3.")))
+    return solutions
+
+
+@pytest.mark.vllm
+def test_a_served_prm_scores_as_the_local_one(vllm_prm_url):
+    from ponder.models import embedded_prm
+    from ponder.verifiers import load_verifier
+
+    solutions = _arith_solutions()
+    local = CausalLMPRM(embedded_prm()).score_blocking(solutions)
+    served = load_verifier(vllm_prm_url, format=embedded_prm(), model="arith-prm")
+    assert isinstance(served, Verifier)
+    remote = run_sync(served.score(solutions))
+    for mine, theirs in zip(local, remote, strict=True):
+        assert len(theirs.step_scores) == len(mine.step_scores)
+        assert theirs.step_scores == pytest.approx(mine.step_scores, abs=2e-3)
+        assert theirs.outcome == pytest.approx(mine.outcome, abs=2e-3)
+        assert theirs.tokens == pytest.approx(mine.tokens, abs=2)
+    assert run_sync(served.score([Solution("Start with 3.", ())]))[0].outcome == 0.0
+    run_sync(served.aclose())

@@ -69,9 +69,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     solve.add_argument(
         "--prm",
-        help="the PRM's model folder, for strategies that use a verifier "
+        help="the PRM's model folder or server URL, for strategies that use a verifier "
         "(default with the embedded policy: the embedded arith PRM)",
     )
+    solve.add_argument("--served-prm", help="the PRM's model name on its server")
+    solve.add_argument("--prm-format", help="the PRM's ponder_prm.json (how it reads solutions)")
     solve.add_argument("--max-tokens", type=int, help="tokens per solution (default 512)")
     solve.add_argument(
         "--temperature", type=float, help="sampling temperature (default: the strategy's)"
@@ -115,7 +117,11 @@ def _eval_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[
     ev.add_argument("--seeds", default="0", help="comma-separated seeds")
     ev.add_argument("--model", help="model folder or OpenAI-compatible URL (default: embedded)")
     ev.add_argument("--served-model", help="the model name on the server")
-    ev.add_argument("--prm", help="the PRM folder (default with the embedded policy: its PRM)")
+    ev.add_argument(
+        "--prm", help="the PRM folder or server URL (default with the embedded policy: its PRM)"
+    )
+    ev.add_argument("--served-prm", help="the PRM's model name on its server")
+    ev.add_argument("--prm-format", help="the PRM's ponder_prm.json (how it reads solutions)")
     ev.add_argument("--format", choices=("auto", "chat", "raw"), default="auto")
     ev.add_argument(
         "--param",
@@ -183,6 +189,8 @@ def _eval(args: argparse.Namespace) -> int:
             model=args.model,
             served_model=args.served_model,
             prm=args.prm,
+            served_prm=args.served_prm,
+            prm_format=args.prm_format,
             prompt_format=args.format,
             difficulty_samples=args.difficulty_samples,
             reuse=not args.no_reuse,
@@ -192,10 +200,6 @@ def _eval(args: argparse.Namespace) -> int:
         raise _UsageError(str(exc)) from None
     sweep = Sweep(config, args.out, progress=RichProgress(enabled=not args.no_progress))
     try:
-        from ponder.generators.openai import OpenAIGenerator
-
-        if isinstance(sweep.generator, OpenAIGenerator):
-            run_sync(sweep.generator.connect())
         run_sync(sweep.run())
     finally:
         sweep.close()
@@ -267,7 +271,10 @@ def _solve(args: argparse.Namespace) -> int:
     if args.prm is not None or needs_verifier(args.strategy, params):
         if args.prm is None and args.model is not None:
             raise _UsageError(f"the {args.strategy} strategy needs a PRM: give --prm FOLDER")
-        verifier = load_verifier(args.prm)
+        verifier = load_verifier(args.prm, format=args.prm_format, model=args.served_prm)
+        connect = getattr(verifier, "connect", None)
+        if connect is not None:
+            run_sync(connect())
     generator = load_generator(args.model, model=args.served_model)
     if isinstance(generator, OpenAIGenerator):
         run_sync(generator.connect())

@@ -51,8 +51,9 @@ class EvalConfig:
       folder holding `<task>/<split>.jsonl` for the benchmarks (None: the Hub).
     - `model`: a model folder or an OpenAI-compatible URL (None: the embedded
       arith policy); `served_model` names it on a server.
-    - `prm`: the PRM folder for strategies that use a verifier (None: the
-      embedded arith PRM, with the embedded policy only).
+    - `prm`: the PRM folder or server URL for strategies that use a verifier
+      (None: the embedded arith PRM, with the embedded policy only);
+      `served_prm` names it on a server, `prm_format` is its `ponder_prm.json`.
     - `difficulty_samples`: samples per problem for the difficulty bins (0: none).
     - `reuse`: draw the samples of `samples_once` strategies once, at the largest budget.
     - `batch`: problems solved together (their calls merged).
@@ -68,6 +69,8 @@ class EvalConfig:
     model: str | None = None
     served_model: str | None = None
     prm: str | None = None
+    served_prm: str | None = None
+    prm_format: str | None = None
     prompt_format: str = "auto"
     difficulty_samples: int = 16
     reuse: bool = True

@@ -81,7 +81,9 @@ class Sweep:
         if self.verifier is None and (config.prm is not None or config.uses_verifier):
             if config.prm is None and config.model is not None:
                 raise ConfigError("the strategies need a PRM: give one (--prm FOLDER)")
-            self.verifier = load_verifier(config.prm)
+            self.verifier = load_verifier(
+                config.prm, format=config.prm_format, model=config.served_prm
+            )
         self.config = replace(config, models=self._describe_models())
         self.tasks = {name: self._task(name) for name in config.tasks}
         self.store = self._open_store()
@@ -151,7 +153,15 @@ class Sweep:
                         total += len(ids - self.store.done(name, spec.label, budget, seed))
         return total
 
+    async def connect(self) -> None:
+        """Check that model servers answer (local models need nothing)."""
+        for backend in (self.generator, self.verifier):
+            connect = getattr(backend, "connect", None)
+            if connect is not None:
+                await connect()
+
     async def run(self) -> None:
+        await self.connect()
         self.progress.start(self.remaining())
         try:
             for name, task in self.tasks.items():

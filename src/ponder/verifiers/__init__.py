@@ -7,17 +7,35 @@ from ponder.verifiers.base import AGGREGATIONS, Solution, Verdict, Verifier, agg
 from ponder.verifiers.prm import CausalLMPRM, PRMFormat, encode_for_prm, label_token_ids
 
 
-def load_verifier(spec: str | Path | None = None, **options: object) -> Verifier:
-    """A verifier for a local PRM folder; None means ponder's embedded arith PRM."""
+def load_verifier(
+    spec: str | Path | None = None,
+    *,
+    format: str | Path | None = None,
+    model: str | None = None,
+    **options: object,
+) -> Verifier:
+    """A PRM from a local model folder or an OpenAI-compatible server URL.
+
+    None means ponder's embedded arith PRM. `format` is a `ponder_prm.json` file
+    (or a folder holding one) stating how the PRM reads solutions; by default a
+    folder's own file, and Math-Shepherd's convention for a server. `model` names
+    the PRM on a server (default: the first it serves).
+    """
     if spec is None:
         from ponder.models import embedded_prm
 
         spec = embedded_prm()
+    chosen = None
+    if format is not None:
+        path = Path(format)
+        chosen = PRMFormat.of_folder(path) if path.is_dir() else PRMFormat.of_file(path)
     if str(spec).startswith(("http://", "https://")):
-        raise ConfigError(
-            f"cannot use {spec} as a verifier: PRMs are loaded from local model folders"
-        )
-    return CausalLMPRM(spec, **options)  # type: ignore[arg-type]
+        from ponder.verifiers.openai_prm import OpenAIPRM
+
+        return OpenAIPRM(str(spec), model=model, format=chosen, **options)  # type: ignore[arg-type]
+    if model is not None:
+        raise ConfigError("a served model name only applies to a PRM server URL")
+    return CausalLMPRM(spec, format=chosen, **options)  # type: ignore[arg-type]
 
 
 __all__ = [

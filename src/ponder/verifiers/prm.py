@@ -48,12 +48,19 @@ class PRMFormat:
     @classmethod
     def of_folder(cls, folder: Path) -> PRMFormat:
         """The folder's own convention when it ships `ponder_prm.json`, else Math-Shepherd's."""
-        file = folder / FORMAT_FILE
+        file = Path(folder) / FORMAT_FILE
         if not file.is_file():
             return cls()
+        return cls.of_file(file)
+
+    @classmethod
+    def of_file(cls, file: Path) -> PRMFormat:
+        """The convention a `ponder_prm.json` file states."""
         try:
             values = json.loads(file.read_text())
             return cls(**{f.name: values[f.name] for f in fields(cls) if f.name in values})
+        except OSError as exc:
+            raise ConfigError(f"cannot read the PRM format {file}: {exc.strerror}") from None
         except (json.JSONDecodeError, TypeError) as exc:
             raise ModelLoadError(f"{file} is not a valid PRM format: {exc}") from exc
 
