@@ -80,21 +80,7 @@ class OpenAIGenerator:
 
     async def connect(self) -> str:
         """Check that the server answers and knows the model; return the model's name."""
-        try:
-            models = [m.id async for m in self._client.models.list()]
-        except self._openai.APIError as exc:
-            raise ModelLoadError(
-                f"cannot reach an OpenAI-compatible server at {self._base_url}: {_describe(exc)}"
-            ) from exc
-        if self._model is None:
-            if not models:
-                raise ModelLoadError(f"the server at {self._base_url} serves no model")
-            self._model = models[0]
-        elif models and self._model not in models:
-            raise ModelLoadError(
-                f"the server at {self._base_url} does not serve {self._model!r}; it serves "
-                + ", ".join(repr(m) for m in models)
-            )
+        self._model = await served_model(self._client, self._base_url, self._model)
         return self._model
 
     async def count_prompt_tokens(self, prompts: Sequence[Prompt]) -> list[int]:
@@ -173,6 +159,28 @@ class OpenAIGenerator:
 
     async def aclose(self) -> None:
         await self._client.close()
+
+
+async def served_model(client: Any, base_url: str, model: str | None) -> str:
+    """`model` once the server at `base_url` is seen to serve it; None: its first model."""
+    import openai
+
+    try:
+        models = [m.id async for m in client.models.list()]
+    except openai.APIError as exc:
+        raise ModelLoadError(
+            f"cannot reach an OpenAI-compatible server at {base_url}: {_describe(exc)}"
+        ) from exc
+    if model is None:
+        if not models:
+            raise ModelLoadError(f"the server at {base_url} serves no model")
+        return str(models[0])
+    if models and model not in models:
+        raise ModelLoadError(
+            f"the server at {base_url} does not serve {model!r}; it serves "
+            + ", ".join(repr(m) for m in models)
+        )
+    return model
 
 
 def _describe(exc: Exception) -> str:

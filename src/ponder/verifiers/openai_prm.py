@@ -23,7 +23,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from ponder.budget.flops import ModelShape
-from ponder.errors import BackendError, ConfigError, ModelLoadError
+from ponder.errors import BackendError, ConfigError
+from ponder.generators.openai import served_model
 from ponder.verifiers.base import AGGREGATIONS, Aggregation, Solution, Verdict, aggregate
 from ponder.verifiers.prm import PRMFormat
 
@@ -89,19 +90,7 @@ class OpenAIPRM:
 
     async def connect(self) -> str:
         """Check that the server answers and serves the model; return its name."""
-        try:
-            models = [m.id async for m in self._client.models.list()]
-        except self._openai.APIError as exc:
-            raise ModelLoadError(f"cannot reach a PRM server at {self._base_url}: {exc}") from exc
-        if self._model is None:
-            if not models:
-                raise ModelLoadError(f"the server at {self._base_url} serves no model")
-            self._model = models[0]
-        elif models and self._model not in models:
-            raise ModelLoadError(
-                f"the server at {self._base_url} does not serve {self._model!r}; it serves "
-                + ", ".join(repr(m) for m in models)
-            )
+        self._model = await served_model(self._client, self._base_url, self._model)
         return self._model
 
     async def count_tokens(self, solutions: Sequence[Solution]) -> list[int]:
