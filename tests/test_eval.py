@@ -208,3 +208,54 @@ def test_eval_with_a_served_prm_matches_the_local_prm(ponder_cli, uninterrupted,
             assert mine["scores"]["prm_last"] == pytest.approx(
                 theirs["scores"]["prm_last"], abs=2e-3
             )
+
+
+@pytest.mark.vllm
+def test_eval_on_real_benchmarks_through_a_served_policy(
+    ponder_cli, vllm_arith_url, data_dir, tmp_path
+):
+    """MATH-500 and GSM8K from their files, the generator on a vLLM server, a local PRM."""
+    from ponder.models import embedded_prm
+
+    out = tmp_path / "benchmarks"
+    args = (
+        "--task", "gsm8k,math500", "--data", str(data_dir), "--limit", "3",
+        "--model", vllm_arith_url, "--served-model", "arith-policy", "--prm", str(embedded_prm()),
+        "--strategies", "majority,beam_search", "--budgets", "1,2", "--difficulty-samples", "2",
+        "--param", "max_tokens=48", "--no-progress",
+    )  # fmt: skip
+    # The embedded policy has no chat template: the server refuses chat, ponder says what to do.
+    chat = run(ponder_cli, "eval", *args, "--format", "chat", "--out", str(tmp_path / "chat"))
+    assert chat.returncode == 1 and "Traceback" not in chat.stderr
+    assert "--format raw" in chat.stderr
+    done = run(ponder_cli, "eval", *args, "--format", "raw", "--out", str(out), "--json")
+    assert done.returncode == 0, done.stderr
+    files = {
+        "gsm8k": [json.loads(line) for line in (data_dir / "gsm8k/test.jsonl").open()][:3],
+        "math500": [json.loads(line) for line in (data_dir / "math500/test.jsonl").open()][:3],
+    }
+    with sqlite3.connect(out / "results.sqlite") as con:
+        rows = con.execute("SELECT task, strategy, budget, problem, gold, record FROM results")
+        rows = rows.fetchall()
+        estimated = con.execute("SELECT task, oracle_samples FROM difficulty").fetchall()
+    assert len(rows) == 2 * 2 * 2 * 3 and len(estimated) == 6
+    assert {n for _, n in estimated} == {2}
+    for task, strategy, budget, problem, gold, record in rows:
+        index = int(problem.rsplit("-", 1)[1])
+        source = files[task][index]
+        if task == "gsm8k":
+            assert source["question"] in json.loads(record)["question"]
+            assert gold == source["answer"].rsplit("####", 1)[1].strip()
+        else:
+            assert source["problem"] in json.loads(record)["question"]
+            assert gold == source["answer"]
+        assert json.loads(record)["candidates"], (task, strategy, budget)
+    summary = json.loads(done.stdout)
+    assert {(r["task"], r["strategy"], r["budget"]) for r in summary} == {
+        (t, s, b) for t in files for s in ("majority", "beam_search") for b in (1, 2)
+    }
+    assert all(r["generated_tokens_mean"] > 0 for r in summary)
+    report = run(ponder_cli, "report", str(out), "--out", str(tmp_path / "report.html"))
+    assert report.returncode == 0, report.stderr
+    html = (tmp_path / "report.html").read_text()
+    assert "gsm8k" in html and "math500" in html

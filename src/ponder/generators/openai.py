@@ -144,7 +144,12 @@ class OpenAIGenerator:
                     )
                     completions = [_from_chat_choice(c) for c in response.choices]
             except self._openai.APIError as exc:
-                raise BackendError(f"{self._base_url} failed a request: {_describe(exc)}") from exc
+                hint = ""
+                if prompt.messages is not None and "chat template" in str(exc):
+                    hint = "; the served model has no chat template: use raw prompts (--format raw)"
+                raise BackendError(
+                    f"{self._base_url} failed a request: {_describe(exc)}{hint}"
+                ) from exc
         usage = response.usage
         if len(completions) == 1 and usage is not None:
             # A single sample's exact count is the server's own total.
