@@ -39,6 +39,16 @@ def test_untied_embeddings_are_not_matmul_parameters():
     assert (shape.num_layers, shape.attn_width) == (3, 64)
 
 
+def test_a_folders_shape_without_loading_it_is_the_loaded_models(tiny_model, tmp_path):
+    from ponder.hf import LocalModel
+    from ponder.models import embedded_policy
+
+    for folder in (tiny_model, embedded_policy()):
+        assert ModelShape.of_folder(folder) == LocalModel(folder).shape
+    with pytest.raises(ConfigError, match="not a model folder"):
+        ModelShape.of_folder(tmp_path)
+
+
 @pytest.mark.parametrize(
     ("text", "budget"),
     [

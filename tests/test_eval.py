@@ -215,12 +215,13 @@ def test_eval_on_real_benchmarks_through_a_served_policy(
     ponder_cli, vllm_arith_url, data_dir, tmp_path
 ):
     """MATH-500 and GSM8K from their files, the generator on a vLLM server, a local PRM."""
-    from ponder.models import embedded_prm
+    from ponder.models import embedded_policy, embedded_prm
 
     out = tmp_path / "benchmarks"
     args = (
         "--task", "gsm8k,math500", "--data", str(data_dir), "--limit", "3",
         "--model", vllm_arith_url, "--served-model", "arith-policy", "--prm", str(embedded_prm()),
+        "--model-config", str(embedded_policy()),
         "--strategies", "majority,beam_search", "--budgets", "1,2", "--difficulty-samples", "2",
         "--param", "max_tokens=48", "--no-progress",
     )  # fmt: skip
@@ -255,6 +256,9 @@ def test_eval_on_real_benchmarks_through_a_served_policy(
         (t, s, b) for t in files for s in ("majority", "beam_search") for b in (1, 2)
     }
     assert all(r["generated_tokens_mean"] > 0 for r in summary)
+    # The served model's size comes from --model-config: its FLOPs are counted.
+    majority = [r for r in summary if r["strategy"] == "majority"]
+    assert all(r["flops_mean"] > 0 for r in majority)
     report = run(ponder_cli, "report", str(out), "--out", str(tmp_path / "report.html"))
     assert report.returncode == 0, report.stderr
     html = (tmp_path / "report.html").read_text()

@@ -21,6 +21,11 @@ from typing import NoReturn
 
 from ponder.errors import ConfigError, PonderError
 
+MODEL_CONFIG_HELP = (
+    "the served model's folder (config.json, *.safetensors): its size, for FLOPs estimates"
+)
+PRM_CONFIG_HELP = "the served PRM's folder: its size, for FLOPs estimates"
+
 EXIT_ERROR, EXIT_USAGE = 1, 2
 
 
@@ -45,6 +50,7 @@ def _parser() -> argparse.ArgumentParser:
         "(default: ponder's embedded arith policy)",
     )
     solve.add_argument("--served-model", help="the model name on the server (default: its first)")
+    solve.add_argument("--model-config", help=MODEL_CONFIG_HELP)
     solve.add_argument(
         "--format",
         choices=("auto", "chat", "raw"),
@@ -73,6 +79,7 @@ def _parser() -> argparse.ArgumentParser:
         "(default with the embedded policy: the embedded arith PRM)",
     )
     solve.add_argument("--served-prm", help="the PRM's model name on its server")
+    solve.add_argument("--prm-config", help=PRM_CONFIG_HELP)
     solve.add_argument("--prm-format", help="the PRM's ponder_prm.json (how it reads solutions)")
     solve.add_argument("--max-tokens", type=int, help="tokens per solution (default 512)")
     solve.add_argument(
@@ -117,10 +124,12 @@ def _eval_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[
     ev.add_argument("--seeds", default="0", help="comma-separated seeds")
     ev.add_argument("--model", help="model folder or OpenAI-compatible URL (default: embedded)")
     ev.add_argument("--served-model", help="the model name on the server")
+    ev.add_argument("--model-config", help=MODEL_CONFIG_HELP)
     ev.add_argument(
         "--prm", help="the PRM folder or server URL (default with the embedded policy: its PRM)"
     )
     ev.add_argument("--served-prm", help="the PRM's model name on its server")
+    ev.add_argument("--prm-config", help=PRM_CONFIG_HELP)
     ev.add_argument("--prm-format", help="the PRM's ponder_prm.json (how it reads solutions)")
     ev.add_argument("--format", choices=("auto", "chat", "raw"), default="auto")
     ev.add_argument(
@@ -188,8 +197,10 @@ def _eval(args: argparse.Namespace) -> int:
             data=args.data,
             model=args.model,
             served_model=args.served_model,
+            model_config=args.model_config,
             prm=args.prm,
             served_prm=args.served_prm,
+            prm_config=args.prm_config,
             prm_format=args.prm_format,
             prompt_format=args.format,
             difficulty_samples=args.difficulty_samples,
@@ -271,11 +282,13 @@ def _solve(args: argparse.Namespace) -> int:
     if args.prm is not None or needs_verifier(args.strategy, params):
         if args.prm is None and args.model is not None:
             raise _UsageError(f"the {args.strategy} strategy needs a PRM: give --prm FOLDER")
-        verifier = load_verifier(args.prm, format=args.prm_format, model=args.served_prm)
+        verifier = load_verifier(
+            args.prm, format=args.prm_format, model=args.served_prm, shape_from=args.prm_config
+        )
         connect = getattr(verifier, "connect", None)
         if connect is not None:
             run_sync(connect())
-    generator = load_generator(args.model, model=args.served_model)
+    generator = load_generator(args.model, model=args.served_model, shape_from=args.model_config)
     if isinstance(generator, OpenAIGenerator):
         run_sync(generator.connect())
     prompt_format = {"chat": MATH_CHAT, "raw": MATH_RAW, "auto": None}[args.format]

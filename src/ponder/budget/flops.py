@@ -31,7 +31,9 @@ and a request for `n` samples costs `prefill(P) + sum of decode(P, G_i)`.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from ponder.errors import ConfigError
@@ -63,6 +65,35 @@ class ModelShape:
             num_layers=text.num_hidden_layers,
             attn_width=heads * head_dim,
         )
+
+    @classmethod
+    def of_folder(cls, folder: str | Path) -> ModelShape:
+        """The shape of a Hugging Face model folder without loading its weights.
+
+        For a model served elsewhere (a server does not tell its size): reads
+        `config.json` and counts parameters from the safetensors headers.
+        """
+        from safetensors import safe_open
+        from transformers import AutoConfig
+
+        path = Path(folder)
+        files = sorted(path.glob("*.safetensors"))
+        if not (path / "config.json").is_file() or not files:
+            raise ConfigError(f"{path} is not a model folder (config.json and *.safetensors)")
+        try:
+            config = AutoConfig.from_pretrained(path)
+            total = 0
+            for file in files:
+                with safe_open(file, framework="numpy") as weights:
+                    for key in weights.keys():  # noqa: SIM118 (a safetensors handle)
+                        shape = weights.get_slice(key).get_shape()
+                        count = 1
+                        for size in shape:
+                            count *= size
+                        total += count
+        except (OSError, ValueError, json.JSONDecodeError) as exc:
+            raise ConfigError(f"cannot read the model's shape from {path}: {exc}") from exc
+        return cls.from_hf_config(config, total)
 
     def prefill_flops(self, prompt_tokens: int) -> float:
         p = prompt_tokens

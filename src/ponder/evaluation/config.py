@@ -50,10 +50,12 @@ class EvalConfig:
     - `tasks`: task names ("arith", "math500", "gsm8k", "aime2024"); `data`: a
       folder holding `<task>/<split>.jsonl` for the benchmarks (None: the Hub).
     - `model`: a model folder or an OpenAI-compatible URL (None: the embedded
-      arith policy); `served_model` names it on a server.
+      arith policy); `served_model` names it on a server; `model_config` is the
+      served model's folder (its config and weights), read for FLOPs estimates.
     - `prm`: the PRM folder or server URL for strategies that use a verifier
       (None: the embedded arith PRM, with the embedded policy only);
-      `served_prm` names it on a server, `prm_format` is its `ponder_prm.json`.
+      `served_prm` names it on a server, `prm_format` is its `ponder_prm.json`,
+      `prm_config` its folder, for FLOPs.
     - `difficulty_samples`: samples per problem for the difficulty bins (0: none).
     - `reuse`: draw the samples of `samples_once` strategies once, at the largest budget.
     - `batch`: problems solved together (their calls merged).
@@ -68,8 +70,10 @@ class EvalConfig:
     data: str | None = None
     model: str | None = None
     served_model: str | None = None
+    model_config: str | None = None
     prm: str | None = None
     served_prm: str | None = None
+    prm_config: str | None = None
     prm_format: str | None = None
     prompt_format: str = "auto"
     difficulty_samples: int = 16

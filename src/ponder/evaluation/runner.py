@@ -76,26 +76,32 @@ class Sweep:
     ) -> None:
         self.out = Path(out)
         self.progress = progress or Progress()
-        self.generator = generator or load_generator(config.model, model=config.served_model)
+        self.generator = generator or load_generator(
+            config.model, model=config.served_model, shape_from=config.model_config
+        )
         self.verifier = verifier
         if self.verifier is None and (config.prm is not None or config.uses_verifier):
             if config.prm is None and config.model is not None:
                 raise ConfigError("the strategies need a PRM: give one (--prm FOLDER)")
             self.verifier = load_verifier(
-                config.prm, format=config.prm_format, model=config.served_prm
+                config.prm,
+                format=config.prm_format,
+                model=config.served_prm,
+                shape_from=config.prm_config,
             )
-        self.config = replace(config, models=self._describe_models())
+        self.config = replace(config, models=self._describe_models(config))
         self.tasks = {name: self._task(name) for name in config.tasks}
         self.store = self._open_store()
 
-    def _describe_models(self) -> dict[str, Any]:
+    def _describe_models(self, config: EvalConfig) -> dict[str, Any]:
+        """Names and fingerprints: the local folder, or a served model's config folder."""
         models: dict[str, Any] = {"generator": {"name": self.generator.name}}
-        folder = getattr(self.generator, "folder", None)
+        folder = getattr(self.generator, "folder", None) or config.model_config
         if folder is not None:
             models["generator"].update(fingerprint(folder))
         if self.verifier is not None:
             models["verifier"] = {"name": self.verifier.name}
-            folder = getattr(self.verifier, "folder", None)
+            folder = getattr(self.verifier, "folder", None) or config.prm_config
             if folder is not None:
                 models["verifier"].update(fingerprint(folder))
         return models

@@ -4,18 +4,25 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ponder.budget.flops import ModelShape
+from ponder.errors import ConfigError
 from ponder.generators.base import Generator, SamplingParams
 
 __all__ = ["Generator", "SamplingParams", "load_generator"]
 
 
 def load_generator(
-    spec: str | Path | None = None, *, model: str | None = None, **options: object
+    spec: str | Path | None = None,
+    *,
+    model: str | None = None,
+    shape_from: str | Path | None = None,
+    **options: object,
 ) -> Generator:
     """A generator for a local model folder or an OpenAI-compatible server URL.
 
     `spec` is a folder path (transformers backend) or an `http(s)://` URL such as
-    "http://127.0.0.1:8000/v1" (openai backend; `model` names the served model).
+    "http://127.0.0.1:8000/v1" (openai backend; `model` names the served model,
+    and `shape_from`, the served model's folder, gives its size for FLOPs).
     None means ponder's embedded arith policy.
     """
     if spec is None:
@@ -26,7 +33,11 @@ def load_generator(
     if text.startswith(("http://", "https://")):
         from ponder.generators.openai import OpenAIGenerator
 
+        if shape_from is not None:
+            options["shape"] = ModelShape.of_folder(shape_from)
         return OpenAIGenerator(text, model=model, **options)  # type: ignore[arg-type]
+    if shape_from is not None:
+        raise ConfigError("a model config only applies to a server URL (a folder has its own)")
     from ponder.generators.transformers import TransformersGenerator
 
     return TransformersGenerator(text, **options)  # type: ignore[arg-type]

@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+from ponder.budget.flops import ModelShape
 from ponder.errors import ConfigError
 from ponder.verifiers.base import AGGREGATIONS, Solution, Verdict, Verifier, aggregate
 from ponder.verifiers.prm import CausalLMPRM, PRMFormat, encode_for_prm, label_token_ids
@@ -12,6 +13,7 @@ def load_verifier(
     *,
     format: str | Path | None = None,
     model: str | None = None,
+    shape_from: str | Path | None = None,
     **options: object,
 ) -> Verifier:
     """A PRM from a local model folder or an OpenAI-compatible server URL.
@@ -19,7 +21,8 @@ def load_verifier(
     None means ponder's embedded arith PRM. `format` is a `ponder_prm.json` file
     (or a folder holding one) stating how the PRM reads solutions; by default a
     folder's own file, and Math-Shepherd's convention for a server. `model` names
-    the PRM on a server (default: the first it serves).
+    the PRM on a server (default: the first it serves); `shape_from`, the served
+    PRM's folder, gives its size for FLOPs.
     """
     if spec is None:
         from ponder.models import embedded_prm
@@ -32,9 +35,11 @@ def load_verifier(
     if str(spec).startswith(("http://", "https://")):
         from ponder.verifiers.openai_prm import OpenAIPRM
 
+        if shape_from is not None:
+            options["shape"] = ModelShape.of_folder(shape_from)
         return OpenAIPRM(str(spec), model=model, format=chosen, **options)  # type: ignore[arg-type]
-    if model is not None:
-        raise ConfigError("a served model name only applies to a PRM server URL")
+    if model is not None or shape_from is not None:
+        raise ConfigError("a served model name or config only applies to a PRM server URL")
     return CausalLMPRM(spec, format=chosen, **options)  # type: ignore[arg-type]
 
 
