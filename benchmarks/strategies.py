@@ -15,7 +15,12 @@ the wall time. Then:
   interpolated, linearly in log tokens, between its budgets);
 - the wall time of a batched beam search against plain sampling of the same
   number of generated tokens (one call, n samples per problem), both on the
-  same slice: the ratio of seconds per generated token.
+  same slice: the ratio of seconds per generated token, measured `--repeats`
+  times alternately (the median is the figure), with the share of beam
+  search's time spent in PRM scoring.
+
+`--strategies none --budgets 16` measures the ratio alone; `--no-prefix-cache`
+turns off the local backends' prefix caching, for comparison.
 
 Default models: the embedded arith policy and PRM. Every strategy runs with
 its default parameters and max_tokens=256.
@@ -57,6 +62,24 @@ def interpolate(tokens: float, curve: list[tuple[float, float]]) -> float | None
     return curve[-1][1]
 
 
+class TimedVerifier:
+    """A verifier that adds up the seconds its `score` calls take."""
+
+    def __init__(self, inner: CausalLMPRM) -> None:
+        self.inner = inner
+        self.seconds = 0.0
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+    async def score(self, solutions: list) -> list:
+        start = time.perf_counter()
+        try:
+            return await self.inner.score(solutions)
+        finally:
+            self.seconds += time.perf_counter() - start
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--problems", type=int, default=60)
@@ -65,14 +88,20 @@ def main() -> None:
     parser.add_argument("--policy", type=Path, default=embedded_policy())
     parser.add_argument("--prm", type=Path, default=embedded_prm())
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--repeats", type=int, default=3, help="beam vs sampling measurements")
+    parser.add_argument(
+        "--no-prefix-cache", action="store_true", help="the backends without prefix caching"
+    )
     parser.add_argument("--out", type=Path, help="also write every row as JSON here")
     args = parser.parse_args()
 
     budgets = [int(b) for b in args.budgets.split(",")]
-    names = list(STRATEGIES) if args.strategies == "all" else args.strategies.split(",")
+    named = {"all": list(STRATEGIES), "none": []}
+    names = named[args.strategies] if args.strategies in named else args.strategies.split(",")
     task = arith_task("test", args.problems)
-    generator = TransformersGenerator(args.policy)
-    prm = CausalLMPRM(args.prm)
+    cache_mb = {"prefix_cache_mb": 0} if args.no_prefix_cache else {}
+    generator = TransformersGenerator(args.policy, **cache_mb)
+    prm = CausalLMPRM(args.prm, **cache_mb)
     problems = list(task.problems)
 
     # Oracle difficulty first, from majority voting's samples at the largest budget.
@@ -149,26 +178,51 @@ def main() -> None:
                 f"{r['hard_generated_tokens']:.0f} tokens; {verdict}"
             )
 
-    # Beam search against plain sampling of as many generated tokens.
-    beam = make_strategy("beam_search", generator, task, prm, {"max_tokens": "256"}, seed=1)
-    start = time.perf_counter()
-    beam_results = beam.run_many(problems, 16)
-    beam_wall = time.perf_counter() - start
-    beam_tokens = sum(r.cost.generated_tokens for r in beam_results)
+    # Beam search against plain sampling of as many generated tokens, alternately.
+    timed = TimedVerifier(prm)
     per_sample = statistics.mean(c.num_tokens for r in oracle_runs for c in r.candidates)
-    n = max(1, round(beam_tokens / len(problems) / per_sample))
     prompts = [task.prompt(p) for p in problems]
-    start = time.perf_counter()
-    sampled = run_sync(
-        generator.generate(prompts, SamplingParams(n=n, max_tokens=256, temperature=1.0, seed=2))
-    )
-    sample_wall = time.perf_counter() - start
-    sample_tokens = sum(c.num_tokens for g in sampled for c in g.completions)
-    ratio = (beam_wall / beam_tokens) / (sample_wall / sample_tokens)
+    measured = []
+    for repeat in range(args.repeats):
+        beam = make_strategy("beam_search", generator, task, timed, {"max_tokens": "256"}, seed=1)
+        timed.seconds = 0.0
+        start = time.perf_counter()
+        beam_results = beam.run_many(problems, 16)
+        beam_wall = time.perf_counter() - start
+        beam_tokens = sum(r.cost.generated_tokens for r in beam_results)
+        n = max(1, round(beam_tokens / len(problems) / per_sample))
+        params = SamplingParams(n=n, max_tokens=256, temperature=1.0, seed=2 + repeat)
+        start = time.perf_counter()
+        sampled = run_sync(generator.generate(prompts, params))
+        sample_wall = time.perf_counter() - start
+        sample_tokens = sum(c.num_tokens for g in sampled for c in g.completions)
+        ratio = (beam_wall / beam_tokens) / (sample_wall / sample_tokens)
+        generation_ratio = ((beam_wall - timed.seconds) / beam_tokens) / (
+            sample_wall / sample_tokens
+        )
+        measured.append(
+            {
+                "beam_tokens": beam_tokens,
+                "beam_wall": beam_wall,
+                "beam_prm_seconds": timed.seconds,
+                "sample_n": n,
+                "sample_tokens": sample_tokens,
+                "sample_wall": sample_wall,
+                "ratio": ratio,
+                "ratio_without_prm": generation_ratio,
+            }
+        )
+        print(
+            f"\nbeam search N=16 (width 4): {beam_tokens} generated tokens in {beam_wall:.1f} s "
+            f"({timed.seconds:.1f} s of it PRM scoring); plain sampling n={n}: {sample_tokens} "
+            f"tokens in {sample_wall:.1f} s; seconds per token, beam / sampling: {ratio:.2f} "
+            f"({generation_ratio:.2f} without the PRM's time)",
+            flush=True,
+        )
+    ratio = statistics.median(m["ratio"] for m in measured)
     print(
-        f"\nbeam search N=16 (width 4): {beam_tokens} generated tokens in {beam_wall:.1f} s; "
-        f"plain sampling n={n}: {sample_tokens} tokens in {sample_wall:.1f} s; "
-        f"seconds per token, beam / sampling: {ratio:.2f}"
+        f"median over {len(measured)}: beam / sampling {ratio:.2f}, without the PRM's time "
+        f"{statistics.median(m['ratio_without_prm'] for m in measured):.2f}"
     )
     if args.out:
         args.out.write_text(
@@ -177,13 +231,7 @@ def main() -> None:
                     "rows": rows,
                     "oracle_share": share,
                     "hard": sorted(hard),
-                    "beam_vs_sampling": {
-                        "beam_tokens": beam_tokens,
-                        "beam_wall": beam_wall,
-                        "sample_tokens": sample_tokens,
-                        "sample_wall": sample_wall,
-                        "ratio": ratio,
-                    },
+                    "beam_vs_sampling": measured,
                 },
                 indent=1,
             )

@@ -5,7 +5,9 @@ each sample gets its own random stream (so a sample does not change when other
 prompts share its batch), stop strings are checked on each row's new text only,
 and log-probabilities come from the raw logits one step at a time instead of a
 stored `[steps, batch, vocab]` tensor. A prompt is prefilled once and its cache
-repeated for its `n` samples, and rows that have finished leave the batch.
+repeated for its `n` samples, and rows that have finished leave the batch. A
+prompt that extends one read before (the next round of a step-level search) is
+prefilled only past it (`ponder.prefix_cache`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from ponder.budget.flops import ModelShape
 from ponder.errors import ConfigError, ModelLoadError
 from ponder.generators.base import SamplingParams, derive_seed, prompt_seed
 from ponder.hf import LocalModel
+from ponder.prefix_cache import PrefixCache, prefill, supports_prefix_cache
 from ponder.types import Completion, Generation, Prompt, TokenLogprob
 
 _ANCHOR_TOKENS = 4
@@ -45,6 +48,8 @@ class TransformersGenerator:
         dtype: torch dtype name; default float32 on CPU and the folder's own dtype on GPU.
         max_batch_size: most sequences decoded together; larger calls are split.
         name: the name reported in results; default: the folder's name.
+        prefix_cache_mb: memory for the keys and values of prompts read lately,
+            reused when a later prompt extends one (0: off).
     """
 
     def __init__(
@@ -55,9 +60,12 @@ class TransformersGenerator:
         dtype: str | None = None,
         max_batch_size: int = 64,
         name: str | None = None,
+        prefix_cache_mb: float = 1024,
     ) -> None:
         if max_batch_size < 1:
             raise ConfigError(f"max_batch_size must be at least 1, got {max_batch_size}")
+        if prefix_cache_mb < 0:
+            raise ConfigError(f"prefix_cache_mb must be >= 0, got {prefix_cache_mb}")
         self._local = LocalModel(path, device=device, dtype=dtype)
         self._torch = self._local.torch
         self._device = self._local.device
@@ -70,6 +78,9 @@ class TransformersGenerator:
         self._eos_ids = self._find_eos_ids()
         pad = self._tokenizer.pad_token_id
         self._pad_id = pad if pad is not None else min(self._eos_ids)
+        self.prefix_cache: PrefixCache | None = None
+        if prefix_cache_mb and supports_prefix_cache(self._model):
+            self.prefix_cache = PrefixCache(int(prefix_cache_mb * 2**20))
 
     def _find_eos_ids(self) -> frozenset[int]:
         ids: set[int] = set()
@@ -155,17 +166,8 @@ class TransformersGenerator:
         self, chunk: list[list[int]], params: SamplingParams, seeds: list[int]
     ) -> list[Generation]:
         torch = self._torch
-        from transformers import DynamicCache
-
         n, device = params.n, self._device
         width = max(len(ids) for ids in chunk)
-        input_ids = torch.full((len(chunk), width), self._pad_id, dtype=torch.long)
-        mask = torch.zeros((len(chunk), width), dtype=torch.long)
-        for b, ids in enumerate(chunk):  # left padding keeps every row's last token aligned
-            input_ids[b, width - len(ids) :] = torch.tensor(ids)
-            mask[b, width - len(ids) :] = 1
-        input_ids, mask = input_ids.to(device), mask.to(device)
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
         room = (
             params.max_tokens
             if self._context is None
@@ -185,16 +187,25 @@ class TransformersGenerator:
                 for i in range(n)
             ]
         ).to(device)
-        cache = DynamicCache(config=self._model.config)
-        out = self._model(
-            input_ids=input_ids,
-            attention_mask=mask,
-            position_ids=positions,
-            past_key_values=cache,
-            use_cache=True,
-            logits_to_keep=1,
+        # Left padding keeps every row's last token aligned.
+        prefilled = prefill(
+            torch,
+            self._model,
+            chunk,
+            pad_id=self._pad_id,
+            device=device,
+            store=self.prefix_cache,
+            run=lambda ids, mask, positions, cache: self._model(
+                input_ids=ids,
+                attention_mask=mask,
+                position_ids=positions,
+                past_key_values=cache,
+                use_cache=True,
+                logits_to_keep=1,
+            ),
         )
-        logits = out.logits[:, -1, :].float()
+        cache, mask, positions = prefilled.cache, prefilled.mask, prefilled.positions
+        logits = prefilled.output.logits[:, -1, :].float()
         if n > 1:
             cache.batch_repeat_interleave(n)
             logits = logits.repeat_interleave(n, dim=0)

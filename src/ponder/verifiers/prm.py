@@ -24,6 +24,7 @@ from typing import Any
 from ponder.budget.flops import ModelShape
 from ponder.errors import ConfigError, ModelLoadError
 from ponder.hf import LocalModel
+from ponder.prefix_cache import CachedPrefix, PrefixCache, prefill, supports_prefix_cache
 from ponder.verifiers.base import AGGREGATIONS, Aggregation, Solution, Verdict, aggregate
 
 FORMAT_FILE = "ponder_prm.json"
@@ -124,6 +125,9 @@ class CausalLMPRM:
         format: how solutions are written; default: the folder's own or Math-Shepherd's.
         outcome: how step scores fold into the outcome score: "last", "min", "product", "mean".
         max_batch_size: solutions scored in one forward pass.
+        prefix_cache_mb: memory for the keys and values (and step scores) of
+            solutions read lately: a partial solution that extends one scored
+            before (the next round of a search) is read only past it (0: off).
     """
 
     def __init__(
@@ -136,11 +140,14 @@ class CausalLMPRM:
         device: str | None = None,
         dtype: str | None = None,
         name: str | None = None,
+        prefix_cache_mb: float = 512,
     ) -> None:
         if outcome not in AGGREGATIONS:
             raise ConfigError(f"unknown aggregation {outcome!r}; use one of {AGGREGATIONS}")
         if max_batch_size < 1:
             raise ConfigError(f"max_batch_size must be at least 1, got {max_batch_size}")
+        if prefix_cache_mb < 0:
+            raise ConfigError(f"prefix_cache_mb must be >= 0, got {prefix_cache_mb}")
         self._local = LocalModel(path, device=device, dtype=dtype)
         self._format = format or PRMFormat.of_folder(self._local.folder)
         self._outcome: Aggregation = outcome
@@ -150,6 +157,9 @@ class CausalLMPRM:
             self._label_ids = label_token_ids(self._local.tokenizer, self._format)
         except ConfigError as exc:
             raise ModelLoadError(f"{self._name}: {exc}") from None
+        self.prefix_cache: PrefixCache | None = None
+        if prefix_cache_mb and supports_prefix_cache(self._local.model):
+            self.prefix_cache = PrefixCache(int(prefix_cache_mb * 2**20))
 
     @property
     def name(self) -> str:
@@ -206,25 +216,57 @@ class CausalLMPRM:
         return verdicts
 
     def _forward(self, batch: list[tuple[list[int], list[int]]]) -> list[list[float]]:
+        """Each solution's good-step probability at its tags.
+
+        The probability is computed at every position read (two rows of the
+        output head), so that a cached prefix keeps it for the tags of any
+        solution that extends it.
+        """
         torch, model = self._local.torch, self._local.model
-        width = max(len(ids) for ids, _ in batch)
-        pad = self._local.tokenizer.pad_token_id or 0
-        input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(batch), width), dtype=torch.long)
-        for row, (ids, _) in enumerate(batch):  # right padding: positions start at 0
-            input_ids[row, : len(ids)] = torch.tensor(ids)
-            mask[row, : len(ids)] = 1
-        device = self._local.device
-        hidden = model.base_model(
-            input_ids=input_ids.to(device), attention_mask=mask.to(device)
-        ).last_hidden_state
         head: Any = model.get_output_embeddings()
-        weight = head.weight[self._label_ids]  # [2, hidden]: the good and the bad rows
+        weight = head.weight[self._label_ids].float()  # [2, hidden]: the good and the bad rows
         bias = head.bias[self._label_ids] if getattr(head, "bias", None) is not None else 0.0
+
+        def good(ids: Any, mask: Any, positions: Any, cache: Any) -> Any:
+            hidden = model.base_model(
+                input_ids=ids,
+                attention_mask=mask,
+                position_ids=positions,
+                past_key_values=cache,
+                use_cache=True,
+            ).last_hidden_state
+            return torch.softmax(hidden.float() @ weight.T + bias, dim=-1)[..., 0]
+
+        rows = [ids for ids, _ in batch]
+
+        def whole(output: Any, b: int, found: CachedPrefix | None) -> Any:
+            """Row b's probability at every position, the cached ones included."""
+            reused = len(found.ids) if found is not None else 0
+            new = output[b, output.shape[1] - (len(rows[b]) - reused) :]
+            return new.clone() if found is None else torch.cat([found.extra, new])
+
+        prefilled = prefill(
+            torch,
+            model,
+            rows,
+            pad_id=self._local.tokenizer.pad_token_id or 0,
+            device=self._local.device,
+            store=self.prefix_cache,
+            run=good,
+            extra=whole,
+        )
+        width = prefilled.output.shape[1]
         results = []
-        for row, (_, positions) in enumerate(batch):
-            logits = hidden[row, positions].float() @ weight.float().T + bias
-            results.append(torch.softmax(logits, dim=-1)[:, 0].tolist())
+        for b, (ids, tags) in enumerate(batch):
+            found = prefilled.found[b]
+            reused = len(found.ids) if found is not None else 0
+            new = prefilled.output[b].tolist()
+            results.append(
+                [
+                    new[tag - len(ids) + width] if tag >= reused else float(found.extra[tag])  # type: ignore[union-attr]
+                    for tag in tags
+                ]
+            )
         return results
 
     async def aclose(self) -> None:
