@@ -24,7 +24,7 @@ from ponder.verifiers import CausalLMPRM
 
 NAMES = list(STRATEGIES)
 SAMPLING = {"single", "best_of_n", "majority", "weighted_majority", "best_of_majority"}
-SAMPLING |= {"self_certainty"}
+SAMPLING |= {"self_certainty", "adaptive"}  # adaptive: its first round is 4 samples
 STEP_LEVEL = {"beam_search", "lookahead", "dvts", "particle_filter"}
 # Small enough to keep the suite fast; arith solutions are under 100 tokens.
 FAST = {"max_tokens": "160"}

@@ -324,7 +324,14 @@ def _solve(args: argparse.Namespace) -> int:
             f"{cost.flops:.3g} FLOPs, {cost.wall_seconds:.2f} s]",
             file=sys.stderr,
         )
+        if result.details:
+            shown = ", ".join(f"{k}={_short(v)}" for k, v in result.details.items())
+            print(f"[{result.strategy}: {shown}]", file=sys.stderr)
     return 0
+
+
+def _short(value: object) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
 class _UsageError(Exception):

@@ -171,6 +171,8 @@ class Result:
 
     `budget` is the N the strategy ran at; `chosen_node` is the trace node of the
     chosen candidate; `stopped_by_budget` says a token or FLOPs cap cut the run short.
+    `details` is what a strategy reports about its own run (adaptive sampling: the
+    samples it drew and why it stopped).
     """
 
     strategy: str
@@ -182,6 +184,7 @@ class Result:
     stopped_by_budget: bool = False
     budget: int = 1
     chosen_node: int | None = None
+    details: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

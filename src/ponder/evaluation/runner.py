@@ -349,6 +349,7 @@ def make_row(
         "chosen_node": result.chosen_node,
         "candidates": candidates,
         "cost": asdict(cost),
+        "details": result.details,
     }
     row = Row(
         task=task_name,

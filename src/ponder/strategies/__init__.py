@@ -5,6 +5,7 @@ build one from its class and parameter object. docs/strategies.md says what
 the budget N means for each.
 """
 
+from ponder.strategies.adaptive import Adaptive, AdaptiveParams, mode_error
 from ponder.strategies.base import BaseStrategy, Choice, Run, Strategy
 from ponder.strategies.beam_search import BeamSearch, BeamSearchParams
 from ponder.strategies.best_of_majority import BestOfMajority, BestOfMajorityParams
@@ -26,6 +27,8 @@ __all__ = [
     "DVTS",
     "MCTS",
     "STRATEGIES",
+    "Adaptive",
+    "AdaptiveParams",
     "BaseStrategy",
     "BeamSearch",
     "BeamSearchParams",
@@ -57,6 +60,7 @@ __all__ = [
     "WeightedMajority",
     "WeightedMajorityParams",
     "make_strategy",
+    "mode_error",
     "parse_pairs",
     "parse_params",
 ]

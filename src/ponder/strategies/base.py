@@ -116,10 +116,12 @@ class Run:
 
 @dataclass(frozen=True, slots=True)
 class Choice:
-    """What a strategy picked: the candidate (None: no answer) and its trace node."""
+    """What a strategy picked: the candidate (None: no answer), its trace node, and what
+    the strategy reports about its run (`Result.details`)."""
 
     candidate: Candidate | None
     node: int | None = None
+    details: dict[str, Any] = field(default_factory=dict)
 
 
 P = TypeVar("P")
@@ -266,6 +268,7 @@ class BaseStrategy(ABC, Generic[P]):
             stopped_by_budget=stopped,
             budget=n,
             chosen_node=choice.node,
+            details=choice.details,
         )
 
 

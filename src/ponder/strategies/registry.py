@@ -12,6 +12,7 @@ from typing import Any
 
 from ponder.errors import ConfigError
 from ponder.generators.base import Generator
+from ponder.strategies.adaptive import Adaptive
 from ponder.strategies.base import BaseStrategy
 from ponder.strategies.beam_search import BeamSearch
 from ponder.strategies.best_of_majority import BestOfMajority
@@ -47,6 +48,7 @@ STRATEGIES: dict[str, type[BaseStrategy[Any]]] = {
         MCTS,
         Revision,
         BudgetForcing,
+        Adaptive,
     )
 }
 
