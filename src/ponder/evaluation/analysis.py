@@ -280,7 +280,7 @@ def analyze(folders: Sequence[str | Path], reference: str | None = None) -> Anal
 
 def base_name(label: str) -> str:
     """The registry name in a result label: "RUN/beam_search[beam_width=8]" -> "beam_search"."""
-    return label.rsplit("/", 1)[-1].split("[", 1)[0]
+    return label.split("[", 1)[0].rsplit("/", 1)[-1]  # parameters may hold paths
 
 
 def _largest_budget_rows(rows: Sequence[Row]) -> dict[tuple[str, str], list[Row]]:
