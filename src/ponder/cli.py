@@ -16,8 +16,8 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Sequence
-from typing import NoReturn
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
 
 from ponder.errors import ConfigError, PonderError
 
@@ -113,32 +113,7 @@ def _eval_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[
         "eval", help="sweep tasks x strategies x budgets x seeds into a run folder"
     )
     ev.add_argument("--out", required=True, help="the run folder (resumed when it exists)")
-    ev.add_argument(
-        "--task", default="arith", help="tasks, comma-separated: arith, math500, gsm8k, aime2024"
-    )
-    ev.add_argument("--split", default="test")
-    ev.add_argument("--limit", type=int, help="the first N problems of each task")
-    ev.add_argument("--data", help="a folder holding TASK/SPLIT.jsonl for the benchmarks")
-    ev.add_argument("--strategies", default="majority", help="comma-separated strategy names")
-    ev.add_argument("--budgets", default="1,4,16", help="comma-separated budgets N")
-    ev.add_argument("--seeds", default="0", help="comma-separated seeds")
-    ev.add_argument("--model", help="model folder or OpenAI-compatible URL (default: embedded)")
-    ev.add_argument("--served-model", help="the model name on the server")
-    ev.add_argument("--model-config", help=MODEL_CONFIG_HELP)
-    ev.add_argument(
-        "--prm", help="the PRM folder or server URL (default with the embedded policy: its PRM)"
-    )
-    ev.add_argument("--served-prm", help="the PRM's model name on its server")
-    ev.add_argument("--prm-config", help=PRM_CONFIG_HELP)
-    ev.add_argument("--prm-format", help="the PRM's ponder_prm.json (how it reads solutions)")
-    ev.add_argument("--format", choices=("auto", "chat", "raw"), default="auto")
-    ev.add_argument(
-        "--param",
-        action="append",
-        default=[],
-        metavar="[STRATEGY.]NAME=VALUE",
-        help="a strategy parameter, for one strategy or all that have it (repeatable)",
-    )
+    _sweep_options(ev, split="test", strategies="majority", budgets="1,4,16")
     ev.add_argument(
         "--difficulty-samples",
         type=int,
@@ -150,9 +125,61 @@ def _eval_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[
         action="store_true",
         help="run every budget afresh, not from the largest budget's samples",
     )
-    ev.add_argument("--batch", type=int, default=16, help="problems solved together")
     ev.add_argument("--json", action="store_true", help="print the summary as JSON")
-    ev.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    cal = commands.add_parser(
+        "calibrate",
+        help="measure candidate strategies on a dev split and write a compute-optimal policy",
+    )
+    cal.add_argument("--out", required=True, help="the policy file to write (JSON)")
+    cal.add_argument(
+        "--runs", help="the calibration runs' folder (resumed when it exists; default: OUT.runs)"
+    )
+    _sweep_options(
+        cal, split="dev", strategies="majority,weighted_majority,beam_search", budgets="4,16,64"
+    )
+    cal.add_argument("--pilot", type=int, default=4, help="pilot samples per prompt (default 4)")
+    cal.add_argument("--bins", type=int, default=5, help="difficulty bins (default 5)")
+
+
+def _sweep_options(
+    command: argparse.ArgumentParser, *, split: str, strategies: str, budgets: str
+) -> None:
+    """The options `eval` and `calibrate` share: tasks, strategies, budgets, models."""
+    command.add_argument(
+        "--task", default="arith", help="tasks, comma-separated: arith, math500, gsm8k, aime2024"
+    )
+    command.add_argument("--split", default=split, help=f"(default {split})")
+    command.add_argument("--limit", type=int, help="the first N problems of each task")
+    command.add_argument("--data", help="a folder holding TASK/SPLIT.jsonl for the benchmarks")
+    command.add_argument(
+        "--strategies", default=strategies, help=f"comma-separated strategy names ({strategies})"
+    )
+    command.add_argument(
+        "--budgets", default=budgets, help=f"comma-separated budgets N ({budgets})"
+    )
+    command.add_argument("--seeds", default="0", help="comma-separated seeds")
+    command.add_argument(
+        "--model", help="model folder or OpenAI-compatible URL (default: embedded)"
+    )
+    command.add_argument("--served-model", help="the model name on the server")
+    command.add_argument("--model-config", help=MODEL_CONFIG_HELP)
+    command.add_argument(
+        "--prm", help="the PRM folder or server URL (default with the embedded policy: its PRM)"
+    )
+    command.add_argument("--served-prm", help="the PRM's model name on its server")
+    command.add_argument("--prm-config", help=PRM_CONFIG_HELP)
+    command.add_argument("--prm-format", help="the PRM's ponder_prm.json (how it reads solutions)")
+    command.add_argument("--format", choices=("auto", "chat", "raw"), default="auto")
+    command.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="[STRATEGY.]NAME=VALUE",
+        help="a strategy parameter, for one strategy or all that have it (repeatable)",
+    )
+    command.add_argument("--batch", type=int, default=16, help="problems solved together")
+    command.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def _strategies() -> int:
@@ -176,17 +203,19 @@ def _int_list(text: str, what: str) -> tuple[int, ...]:
         raise _UsageError(f"--{what} takes comma-separated integers, not {text!r}") from None
 
 
-def _eval(args: argparse.Namespace) -> int:
-    from ponder.evaluation import EvalConfig, Sweep, analyze
-    from ponder.evaluation.config import strategy_specs
-    from ponder.evaluation.progress import RichProgress
+def _sweep_config(
+    args: argparse.Namespace,
+    specs: Callable[[list[str], dict[str, str]], tuple[Any, ...]],
+    **options: Any,
+) -> Any:
+    """The `EvalConfig` of an `eval` or `calibrate` command line."""
+    from ponder.evaluation import EvalConfig
     from ponder.strategies import parse_pairs
-    from ponder.sync import run_sync
 
     try:
-        config = EvalConfig(
+        return EvalConfig(
             tasks=tuple(t.strip() for t in args.task.split(",") if t.strip()),
-            strategies=strategy_specs(
+            strategies=specs(
                 [s.strip() for s in args.strategies.split(",") if s.strip()],
                 parse_pairs(args.param),
             ),
@@ -203,12 +232,53 @@ def _eval(args: argparse.Namespace) -> int:
             prm_config=args.prm_config,
             prm_format=args.prm_format,
             prompt_format=args.format,
-            difficulty_samples=args.difficulty_samples,
-            reuse=not args.no_reuse,
             batch=args.batch,
+            **options,
         )
     except ConfigError as exc:
         raise _UsageError(str(exc)) from None
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    from ponder.evaluation.calibrate import calibrate, candidate_specs
+    from ponder.evaluation.progress import RichProgress
+
+    if args.pilot < 1 or args.bins < 1:
+        raise _UsageError("--pilot and --bins must be at least 1")
+    config = _sweep_config(
+        args, lambda names, pairs: candidate_specs(names, pairs, pilot=args.pilot)
+    )
+    runs = args.runs or f"{args.out}.runs"
+    policy = calibrate(
+        config,
+        runs,
+        args.out,
+        bins=args.bins,
+        pilot=args.pilot,
+        command=" ".join(["ponder", *sys.argv[1:]]),
+        progress=RichProgress(enabled=not args.no_progress),
+    )
+    print(f"policy: {args.out} (runs in {runs})", file=sys.stderr)
+    for budget, choices in sorted(policy.table.items()):
+        row = "  ".join(
+            f"bin {b}: {c.configuration} ({c.accuracy:.2f})" for b, c in enumerate(choices, 1)
+        )
+        print(f"N={budget}: {row}")
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from ponder.evaluation import Sweep, analyze
+    from ponder.evaluation.config import strategy_specs
+    from ponder.evaluation.progress import RichProgress
+    from ponder.sync import run_sync
+
+    config = _sweep_config(
+        args,
+        strategy_specs,
+        difficulty_samples=args.difficulty_samples,
+        reuse=not args.no_reuse,
+    )
     sweep = Sweep(config, args.out, progress=RichProgress(enabled=not args.no_progress))
     try:
         run_sync(sweep.run())
@@ -350,7 +420,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "strategies":
             return _strategies()
-        return {"solve": _solve, "eval": _eval, "report": _report}[args.command](args)
+        commands = {"solve": _solve, "eval": _eval, "calibrate": _calibrate, "report": _report}
+        return commands[args.command](args)
     except _UsageError as exc:
         print(f"ponder: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

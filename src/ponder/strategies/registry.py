@@ -18,6 +18,7 @@ from ponder.strategies.beam_search import BeamSearch
 from ponder.strategies.best_of_majority import BestOfMajority
 from ponder.strategies.best_of_n import BestOfN
 from ponder.strategies.budget_forcing import BudgetForcing
+from ponder.strategies.compute_optimal import ComputeOptimal
 from ponder.strategies.dvts import DVTS
 from ponder.strategies.first_finish import FirstFinish
 from ponder.strategies.lookahead import Lookahead
@@ -49,6 +50,7 @@ STRATEGIES: dict[str, type[BaseStrategy[Any]]] = {
         Revision,
         BudgetForcing,
         Adaptive,
+        ComputeOptimal,
     )
 }
 

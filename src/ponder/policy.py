@@ -1,0 +1,248 @@
+"""Compute-optimal policies: which configuration to run for a prompt's predicted difficulty.
+
+Snell et al. (2024) choose, per prompt, the test-time strategy that does best
+for prompts of its difficulty at the given budget, and so match best-of-N
+with 4x less compute. Difficulty must be predicted without the gold answer:
+ponder reads it from a pilot, a few samples of the prompt, as the share of
+them that agree on the most common answer, averaged with their mean verifier
+score when there is a verifier (Snell et al. use the verifier's mean score;
+agreement is what self-consistency knows). High means easy.
+
+A policy is made by `ponder calibrate` on a split the evaluation does not use
+(`dev`): every candidate configuration runs at every budget behind the same
+pilot, problems are binned by predicted difficulty (quantile bins of the
+pilot's reading), and each (budget, bin) keeps the configuration with the best
+accuracy there (the cheaper in generated tokens on a tie). The file records
+the models it was calibrated for, how it was made, and every accuracy it
+chose from, so it is small, readable and auditable; `compute_optimal` refuses
+it for other models.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ponder.errors import ConfigError
+
+FORMAT = "ponder-compute-optimal/1"
+
+
+@dataclass(frozen=True, slots=True)
+class Configuration:
+    """A strategy and its parameters, written "name" or "name:key=value,key=value"."""
+
+    strategy: str
+    params: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def parse(cls, text: str) -> Configuration:
+        name, _, rest = text.strip().partition(":")
+        if not name:
+            raise ConfigError(f"cannot read configuration {text!r}: write name:key=value,...")
+        pairs = []
+        for item in filter(None, (p.strip() for p in rest.split(","))):
+            key, sep, value = item.partition("=")
+            if not sep or not key.strip():
+                raise ConfigError(f"cannot read {item!r} in configuration {text!r}")
+            pairs.append((key.strip(), value.strip()))
+        return cls(name.strip(), tuple(sorted(pairs)))
+
+    def __str__(self) -> str:
+        if not self.params:
+            return self.strategy
+        return f"{self.strategy}:" + ",".join(f"{k}={v}" for k, v in self.params)
+
+
+def identify(model: Any) -> dict[str, Any]:
+    """What identifies a generator or verifier for a policy: its name and folder fingerprint."""
+    from ponder.evaluation.config import fingerprint
+
+    identity: dict[str, Any] = {"name": getattr(model, "name", type(model).__name__)}
+    folder = getattr(model, "folder", None)
+    if folder is not None:
+        identity["sha256_of_files"] = fingerprint(folder)["sha256_of_files"]
+    return identity
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    """The configuration kept for one (budget, difficulty bin), and what it was chosen from."""
+
+    configuration: str
+    accuracy: float
+    problems: int
+    accuracies: dict[str, float] = field(default_factory=dict)
+    generated_tokens: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """Per budget, per predicted-difficulty bin, the configuration to run.
+
+    `edges` are the pilot readings that separate the bins, highest first: bin 1
+    (easiest) holds readings above `edges[0]`, the last bin those at or below
+    `edges[-1]`. `table[budget][bin - 1]` is that bin's `Choice`.
+    """
+
+    pilot: int
+    edges: tuple[float, ...]
+    table: dict[int, tuple[Choice, ...]]
+    models: dict[str, Any]
+    made_with: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.pilot < 1:
+            raise ConfigError(f"a policy's pilot must be at least 1 sample, got {self.pilot}")
+        if list(self.edges) != sorted(self.edges, reverse=True):
+            raise ConfigError("a policy's bin edges must run from the highest reading down")
+        if not self.table:
+            raise ConfigError("a policy needs at least one budget")
+        for budget, choices in self.table.items():
+            if len(choices) != len(self.edges) + 1:
+                raise ConfigError(
+                    f"budget {budget}: {len(choices)} bins for {len(self.edges)} edges"
+                )
+            for choice in choices:
+                Configuration.parse(choice.configuration)
+
+    @property
+    def bins(self) -> int:
+        return len(self.edges) + 1
+
+    def bin_of(self, reading: float) -> int:
+        """The difficulty bin (1: easiest) of a pilot reading (high: easy)."""
+        return bin_of(self.edges, reading)
+
+    def budget_for(self, n: int) -> int:
+        """The calibrated budget to follow at N: the largest at most N (else the smallest)."""
+        below = [b for b in self.table if b <= n]
+        return max(below) if below else min(self.table)
+
+    def choose(self, n: int, reading: float) -> Configuration:
+        return Configuration.parse(
+            self.table[self.budget_for(n)][self.bin_of(reading) - 1].configuration
+        )
+
+    def accuracy(self, n: int, reading: float) -> float:
+        """The calibrated accuracy of the policy's choice at budget `n` for this reading."""
+        return self.table[self.budget_for(n)][self.bin_of(reading) - 1].accuracy
+
+    def allocate(self, readings: Sequence[float], total: int) -> list[int]:
+        """Budgets for prompts with these pilot readings that together spend at most `total`.
+
+        Every prompt gets at least the smallest calibrated budget (its pilot must
+        be paid). The rest goes, increment by increment, where the calibrated
+        accuracy gains most per sample: from one calibrated budget of a prompt to
+        any larger one, best ratio of accuracy gained to samples first. Easy
+        prompts (already right at the smallest budget) and hopeless ones (no
+        better at larger budgets) get little, hard-but-solvable ones the most,
+        as Snell et al. find they should. What no prompt gains from is left.
+        """
+        levels = sorted(self.table)
+        floor = levels[0]
+        if total < floor * len(readings):
+            raise ConfigError(
+                f"a total budget of {total} cannot give {len(readings)} prompts "
+                f"{floor} samples each (the smallest calibrated budget)"
+            )
+        budgets = [floor] * len(readings)
+        left = total - floor * len(readings)
+        gains = [[self.accuracy(level, r) for level in levels] for r in readings]
+        while True:
+            best: tuple[float, int, int] | None = None
+            for i, budget in enumerate(budgets):
+                now = levels.index(budget)
+                for j in range(now + 1, len(levels)):
+                    cost = levels[j] - budget
+                    gain = gains[i][j] - gains[i][now]
+                    if cost <= left and gain > 0 and (best is None or gain / cost > best[0]):
+                        best = (gain / cost, i, j)
+            if best is None:
+                return budgets
+            _, i, j = best
+            left -= levels[j] - budgets[i]
+            budgets[i] = levels[j]
+
+    def configurations(self) -> list[Configuration]:
+        """Every configuration the policy may choose."""
+        seen = dict.fromkeys(c.configuration for row in self.table.values() for c in row)
+        return [Configuration.parse(c) for c in seen]
+
+    def check_models(self, generator: Any, verifier: Any | None) -> None:
+        """Refuse models other than those the policy was calibrated for."""
+        for role, model in (("generator", generator), ("verifier", verifier)):
+            want = self.models.get(role)
+            have = identify(model) if model is not None else None
+            if want != have:
+                where = self.made_with.get("path", "this policy")
+                raise ConfigError(
+                    f"{where} was calibrated for the {role} {_describe(want)}, not "
+                    f"{_describe(have)}: run `ponder calibrate` with these models"
+                )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "made_with": self.made_with,
+            "models": self.models,
+            "pilot": self.pilot,
+            "edges": list(self.edges),
+            "table": {str(b): [asdict(c) for c in row] for b, row in sorted(self.table.items())},
+        }
+
+    def save(self, path: str | Path) -> None:
+        target = Path(path)
+        target.write_text(json.dumps(self.to_dict(), indent=1) + "\n", encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: str | Path) -> Policy:
+        source = Path(path)
+        try:
+            data = json.loads(source.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(
+                f"no policy file at {source}: make one with `ponder calibrate`"
+            ) from None
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ConfigError(f"cannot read the policy {source}: {exc}") from None
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise ConfigError(f"{source} is not a ponder compute-optimal policy ({FORMAT})")
+        try:
+            return cls(
+                pilot=int(data["pilot"]),
+                edges=tuple(float(e) for e in data["edges"]),
+                table={int(b): tuple(Choice(**c) for c in row) for b, row in data["table"].items()},
+                models=data["models"],
+                made_with={**data.get("made_with", {}), "path": str(source)},
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ConfigError(f"{source} is not a valid policy: {exc}") from None
+
+
+def _describe(identity: dict[str, Any] | None) -> str:
+    if identity is None:
+        return "(none)"
+    sha = identity.get("sha256_of_files")
+    return f"{identity['name']!r}" + (f" (files {sha})" if sha else "")
+
+
+def bin_of(edges: tuple[float, ...], reading: float) -> int:
+    """The bin (1: easiest) of a reading among descending `edges`: the edges it does not exceed."""
+    return 1 + bisect.bisect_right([-e for e in edges], -reading)
+
+
+def quantile_edges(readings: list[float], bins: int) -> tuple[float, ...]:
+    """Edges splitting `readings` into `bins` bins of near-equal size, highest first."""
+    if bins < 1:
+        raise ConfigError(f"bins must be at least 1, got {bins}")
+    ordered = sorted(readings, reverse=True)
+    edges = []
+    for k in range(1, bins):
+        edges.append(ordered[min(len(ordered) - 1, k * len(ordered) // bins)])
+    # Equal readings cannot be split: repeated edges would make empty bins.
+    return tuple(sorted(set(edges), reverse=True))

@@ -1,0 +1,250 @@
+"""compute_optimal and its policies: lookup, refusal of other models, pilot accounting,
+calibration end to end."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+
+from ponder import ConfigError
+from ponder.evaluation.calibrate import make_policy
+from ponder.evaluation.store import Row
+from ponder.generators.transformers import TransformersGenerator
+from ponder.models import embedded_policy, embedded_prm
+from ponder.policy import Choice, Configuration, Policy, identify, quantile_edges
+from ponder.strategies import make_strategy
+from ponder.tasks.arith import arith_task
+from ponder.verifiers import CausalLMPRM
+
+
+def choice(name: str) -> Choice:
+    return Choice(configuration=name, accuracy=0.5, problems=10)
+
+
+def policy(models: dict | None = None) -> Policy:
+    return Policy(
+        pilot=4,
+        edges=(0.8, 0.5),
+        table={
+            4: (choice("majority"), choice("majority"), choice("majority")),
+            16: (choice("majority"), choice("beam_search:beam_width=4"), choice("revision")),
+        },
+        models=models or {},
+    )
+
+
+def test_lookup_by_reading_and_budget():
+    p = policy()
+    assert [p.bin_of(r) for r in (0.95, 0.81, 0.8, 0.6, 0.5, 0.1)] == [1, 1, 2, 2, 3, 3]
+    assert [p.budget_for(n) for n in (1, 4, 15, 16, 64)] == [4, 4, 4, 16, 16]
+    assert p.choose(16, 0.6) == Configuration("beam_search", (("beam_width", "4"),))
+    assert p.choose(64, 0.2).strategy == "revision"
+    assert p.choose(8, 0.2).strategy == "majority"
+    assert {str(c) for c in p.configurations()} == {
+        "majority",
+        "beam_search:beam_width=4",
+        "revision",
+    }
+
+
+def test_configurations_read_and_write_alike():
+    text = "beam_search:lookahead=2,beam_width=4"
+    assert str(Configuration.parse(text)) == "beam_search:beam_width=4,lookahead=2"
+    with pytest.raises(ConfigError):
+        Configuration.parse("beam_search:beam_width")
+
+
+def test_a_policy_file_round_trips_and_bad_ones_are_refused(tmp_path):
+    path = tmp_path / "policy.json"
+    policy({"generator": {"name": "g"}, "verifier": None}).save(path)
+    loaded = Policy.load(path)
+    assert loaded.table == policy().table and loaded.edges == (0.8, 0.5)
+    assert loaded.made_with["path"] == str(path)
+    data = json.loads(path.read_text())
+    for broken in ({**data, "format": "other"}, {**data, "edges": [0.5, 0.8]}, {"x": 1}):
+        path.write_text(json.dumps(broken))
+        with pytest.raises(ConfigError):
+            Policy.load(path)
+    with pytest.raises(ConfigError, match="ponder calibrate"):
+        Policy.load(tmp_path / "missing.json")
+
+
+def test_quantile_edges_make_near_equal_bins():
+    readings = [i / 10 for i in range(10)]
+    edges = quantile_edges(readings, 5)
+    p = Policy(
+        pilot=1, edges=edges, table={1: tuple(choice("majority") for _ in range(5))}, models={}
+    )
+    counts = [sum(p.bin_of(r) == b for r in readings) for b in range(1, 6)]
+    assert counts == [2, 2, 2, 2, 2]
+    assert quantile_edges([0.5] * 10, 5) == (0.5,)  # ties cannot be split
+
+
+def row(problem: str, strategy: str, budget: int, correct: bool, reading: float, tokens=100):
+    return Row(
+        task="arith", strategy=f"compute_optimal[force={strategy}]", budget=budget, seed=0,
+        problem=problem, correct=correct, answer=None, gold=None, samples=budget,
+        right_samples=0, prompt_tokens=0, generated_tokens=tokens, verifier_tokens=0, flops=0.0,
+        wall_seconds=0.0, reused=False, stopped_by_budget=False,
+        record={"details": {"reading": reading}},
+    )  # fmt: skip
+
+
+def test_the_best_configuration_per_bin_is_kept_and_ties_go_to_the_cheaper():
+    rows = []
+    for i in range(4):  # easy problems (reading 0.9): both right; majority cheaper
+        rows += [
+            row(f"e{i}", "majority", 8, True, 0.9, 100),
+            row(f"e{i}", "revision", 8, True, 0.9, 300),
+        ]
+    for i in range(4):  # hard problems (reading 0.2): revision right more often
+        rows += [row(f"h{i}", "majority", 8, i == 0, 0.2), row(f"h{i}", "revision", 8, i < 3, 0.2)]
+    made = make_policy(rows, bins=2, pilot=4, models={}, made_with={})
+    easy, hard = made.table[8]
+    assert (easy.configuration, easy.accuracy, easy.problems) == ("majority", 1.0, 4)
+    assert (hard.configuration, hard.accuracy) == ("revision", 0.75)
+    assert hard.accuracies == {"majority": 0.25, "revision": 0.75}
+
+
+@pytest.fixture(scope="module")
+def models():
+    return TransformersGenerator(embedded_policy()), CausalLMPRM(embedded_prm())
+
+
+@pytest.fixture(scope="module")
+def task():
+    return arith_task("test", 6)
+
+
+def test_the_pilot_is_counted_and_its_samples_vote(models, task):
+    generator, prm = models
+    params = {"max_tokens": "160", "force": "majority"}
+    strategy = make_strategy("compute_optimal", generator, task, prm, params, seed=0)
+    assert strategy.sample_limit(8) == 8 and strategy.sample_limit(3) == 3
+    for result in strategy.run_many(task.problems[:3], 8):
+        assert result.cost.samples == len(result.candidates) == 8
+        assert result.details["pilot"] == 4 and result.details["configuration"] == "majority"
+        assert result.cost.verifier_tokens > 0  # the pilot's reading
+        # Only the pilot was verified; all eight voted.
+        assert sum("outcome" in c.scores for c in result.candidates) == 4
+        answers = [c.answer for c in result.candidates if c.answer is not None]
+        assert answers.count(result.answer) == max(answers.count(a) for a in answers)
+    # A budget no larger than the pilot is the pilot alone.
+    for n in (4, 2):
+        for result in strategy.run_many(task.problems[:2], n):
+            assert result.cost.samples == n and result.details["configuration"] == "pilot vote"
+
+
+def test_a_search_runs_behind_the_pilot_within_its_limit(models, task):
+    generator, prm = models
+    params = {"max_tokens": "160", "force": "beam_search:beam_width=2"}
+    strategy = make_strategy("compute_optimal", generator, task, prm, params, seed=0)
+    [result] = strategy.run_many(task.problems[:1], 8)
+    assert 4 < result.cost.samples <= strategy.sample_limit(8)
+    assert result.details["configuration"] == "beam_search:beam_width=2"
+    assert result.answer is not None
+
+
+def test_a_policy_for_other_models_is_refused(models, task, tiny_model, tmp_path):
+    generator, prm = models
+    path = tmp_path / "policy.json"
+    policy({"generator": identify(generator), "verifier": identify(prm)}).save(path)
+    ok = make_strategy("compute_optimal", generator, task, prm, {"policy": str(path)})
+    assert ok.policy is not None
+    other = TransformersGenerator(tiny_model)
+    with pytest.raises(ConfigError, match="calibrated for the generator 'arith-policy'"):
+        make_strategy("compute_optimal", other, task, prm, {"policy": str(path)})
+    with pytest.raises(ConfigError, match="pilot of 4"):
+        make_strategy("compute_optimal", generator, task, prm, {"policy": str(path), "pilot": "2"})
+    # Without a policy, only the embedded models have one.
+    with pytest.raises(ConfigError, match="ponder calibrate"):
+        make_strategy("compute_optimal", other, task, prm)
+
+
+def test_calibrate_then_solve_and_eval_with_the_policy(ponder_cli, tmp_path):
+    out = tmp_path / "policy.json"
+    calibrate = subprocess.run(
+        [*ponder_cli, "calibrate", "--limit", "6", "--budgets", "4,6", "--strategies",
+         "majority,weighted_majority", "--param", "max_tokens=160", "--bins", "2",
+         "--out", str(out), "--no-progress"],
+        capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert calibrate.returncode == 0, calibrate.stderr
+    made = Policy.load(out)
+    assert made.made_with["split"] == "dev" and made.made_with["problems"] == 6
+    assert set(made.table) == {4, 6} and len(made.edges) == 1
+    assert made.models["generator"]["name"] == "arith-policy"
+    assert "N=4:" in calibrate.stdout and "N=6:" in calibrate.stdout
+    solve = subprocess.run(
+        [*ponder_cli, "solve", "Start with 12. Add 7.", "--strategy", "compute_optimal",
+         "--budget", "6", "--param", f"policy={out}", "--param", "max_tokens=160", "--json"],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert solve.returncode == 0, solve.stderr
+    details = json.loads(solve.stdout)["details"]
+    assert details["configuration"] in ("majority", "weighted_majority")
+    assert details["policy_budget"] == 6 and details["bin"] in (1, 2)
+    runs = tmp_path / "eval"
+    done = subprocess.run(
+        [*ponder_cli, "eval", "--limit", "3", "--strategies", "compute_optimal,majority",
+         "--budgets", "4,6", "--param", f"compute_optimal.policy={out}", "--param",
+         "max_tokens=160", "--difficulty-samples", "0", "--out", str(runs), "--json",
+         "--no-progress"],
+        capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    labels = {r["strategy"] for r in json.loads(done.stdout)}
+    assert labels == {"majority", f"compute_optimal[policy={out}]"}
+    again = subprocess.run(
+        [*ponder_cli, "calibrate", "--limit", "6", "--strategies", "compute_optimal",
+         "--out", str(tmp_path / "x.json")],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert again.returncode == 2 and "cannot be a candidate" in again.stderr
+
+
+def test_a_shared_budget_goes_to_the_hard_but_solvable():
+    def row(*accuracies):
+        return tuple(Choice("majority", a, 10) for a in accuracies)
+
+    # bins: easy (right at once), hard but solvable (gains with N), hopeless (never right)
+    table = {4: row(0.9, 0.3, 0.0), 16: row(0.9, 0.6, 0.0), 64: row(0.92, 0.7, 0.0)}
+    p = Policy(pilot=4, edges=(0.8, 0.4), table=table, models={})
+    readings = [0.9, 0.6, 0.1, 0.95, 0.5]  # easy, hard, hopeless, easy, hard
+    budgets = p.allocate(readings, total=5 * 16)
+    assert sum(budgets) <= 80 and all(b >= 4 for b in budgets)
+    assert budgets[2] == 4  # nothing to gain
+    assert budgets[1] == budgets[4] == 16 and budgets[0] == budgets[3] == 4
+    # With more to share the hard ones go to 64 before the easy ones gain their 0.02.
+    more = p.allocate(readings, total=4 + 64 + 4 + 4 + 64)
+    assert more == [4, 64, 4, 4, 64]
+    with pytest.raises(ConfigError, match="cannot give 5 prompts"):
+        p.allocate(readings, total=19)
+
+
+def test_a_batch_shares_one_budget_by_its_pilots(models, task, tmp_path):
+    generator, prm = models
+    path = tmp_path / "policy.json"
+    table = {
+        4: (choice("majority"), Choice("majority", 0.2, 5)),
+        8: (choice("majority"), Choice("majority", 0.6, 5)),
+    }
+    Policy(
+        pilot=4, edges=(0.5,), table=table,
+        models={"generator": identify(generator), "verifier": identify(prm)},
+    ).save(path)  # fmt: skip
+    strategy = make_strategy(
+        "compute_optimal", generator, task, prm, {"policy": str(path), "max_tokens": "160"}
+    )
+    problems = task.problems[:4]
+    results = strategy.run_allocated(problems, total=24)
+    budgets = [r.budget for r in results]
+    assert sum(budgets) <= 24 and set(budgets) <= {4, 8} and 8 in budgets
+    for result in results:
+        assert result.details["allocated"] == result.budget == result.cost.samples
+        # Hard ones (reading <= 0.5) are the ones that got more.
+        assert (result.budget == 8) <= (result.details["reading"] <= 0.5)
+    with pytest.raises(ConfigError, match="cannot give 4 prompts"):
+        strategy.run_allocated(problems, total=12)
