@@ -76,7 +76,7 @@ def test_strategies_lists_every_strategy(ponder_cli):
     done = run(ponder_cli, "strategies")
     assert done.returncode == 0, done.stderr
     listed = [line.split(":")[0] for line in done.stdout.splitlines() if not line.startswith(" ")]
-    assert listed == list(STRATEGIES) and len(listed) == 14
+    assert listed == list(STRATEGIES) and len(listed) == 16
 
 
 @pytest.mark.parametrize(
