@@ -60,6 +60,7 @@ class Recording:
 
     name = property(lambda self: self.inner.name)
     shape = property(lambda self: self.inner.shape)
+    folder = property(lambda self: self.inner.folder)
 
     async def count_prompt_tokens(self, prompts: Sequence[Prompt]) -> list[int]:
         return await self.inner.count_prompt_tokens(prompts)
