@@ -62,9 +62,11 @@ def make_policy(
     # (budget, bin) -> configuration -> correctness and tokens, over problems and seeds
     right: dict[tuple[int, int], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     tokens: dict[tuple[int, int], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    members: dict[tuple[int, int], set[tuple[str, str]]] = defaultdict(set)
     for row in rows:
         forced = _forced(row.strategy)
         cell = (row.budget, bin_of(edges, readings[(row.task, row.problem)]))
+        members[cell].add((row.task, row.problem))
         right[cell][forced].append(float(row.correct))
         tokens[cell][forced].append(float(row.generated_tokens))
     table: dict[int, list[Choice]] = {}
@@ -76,7 +78,7 @@ def make_policy(
             if not accuracies:
                 raise ConfigError(f"no calibration results for budget {budget}, bin {b}")
             best = max(accuracies, key=lambda c: (accuracies[c], -spent[c], c))
-            problems = len(next(iter(right[(budget, b)].values())))
+            problems = len(members[(budget, b)])  # seeds repeat a problem
             choices.append(
                 Choice(
                     configuration=best,

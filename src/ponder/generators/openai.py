@@ -60,12 +60,7 @@ class OpenAIGenerator:
             raise ConfigError(f"max_concurrency must be at least 1, got {max_concurrency}")
         self._openai = openai
         self._base_url = base_url.rstrip("/")
-        self._client = openai.AsyncOpenAI(
-            base_url=self._base_url,
-            api_key=api_key or os.environ.get("OPENAI_API_KEY") or "EMPTY",
-            timeout=timeout,
-            max_retries=max_retries,
-        )
+        self._client = async_client(self._base_url, api_key, timeout, max_retries)
         self._model = model
         self._shape = shape
         self._slots = asyncio.Semaphore(max_concurrency)
@@ -186,6 +181,18 @@ async def served_model(client: Any, base_url: str, model: str | None) -> str:
             + ", ".join(repr(m) for m in models)
         )
     return model
+
+
+def async_client(base_url: str, api_key: str | None, timeout: float, max_retries: int) -> Any:
+    """The official client for an OpenAI-compatible server (the generator's and the PRM's)."""
+    import openai
+
+    return openai.AsyncOpenAI(
+        base_url=base_url,
+        api_key=api_key or os.environ.get("OPENAI_API_KEY") or "EMPTY",
+        timeout=timeout,
+        max_retries=max_retries,
+    )
 
 
 def _describe(exc: Exception) -> str:

@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import asyncio
 import math
-import os
 from collections.abc import Sequence
 from typing import Any
 
 from ponder.budget.flops import ModelShape
 from ponder.errors import BackendError, ConfigError
-from ponder.generators.openai import served_model
+from ponder.generators.openai import async_client, served_model
 from ponder.verifiers.base import AGGREGATIONS, Aggregation, Solution, Verdict, aggregate
 from ponder.verifiers.prm import PRMFormat
 
@@ -61,14 +60,11 @@ class OpenAIPRM:
 
         if outcome not in AGGREGATIONS:
             raise ConfigError(f"unknown aggregation {outcome!r}; use one of {AGGREGATIONS}")
+        if max_concurrency < 1:
+            raise ConfigError(f"max_concurrency must be at least 1, got {max_concurrency}")
         self._openai = openai
         self._base_url = base_url.rstrip("/")
-        self._client = openai.AsyncOpenAI(
-            base_url=self._base_url,
-            api_key=api_key or os.environ.get("OPENAI_API_KEY") or "EMPTY",
-            timeout=timeout,
-            max_retries=max_retries,
-        )
+        self._client = async_client(self._base_url, api_key, timeout, max_retries)
         self._model = model
         self._format = format or PRMFormat()
         self._label_prefix = label_prefix
