@@ -5,8 +5,9 @@
 
 Runs (resumably, through the evaluation harness, into `--runs`):
 - baselines: majority and weighted majority at N = 1, 2, 4, ..., 128 (sample reuse);
-- policy: `compute_optimal` following the policy, and every configuration the
-  policy can choose, each forced behind the same pilot, at N = 4, 16, 64;
+- policy-DIGEST: `compute_optimal` following the policy at N = 4, 16, 64;
+- configurations: every configuration the policy was calibrated with, each forced
+  behind the same pilot, at N = 4, 16, 64;
 - adaptive: adaptive voting at N = 16 and 64.
 
 Then prints:
@@ -24,6 +25,7 @@ Then prints:
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import statistics
 import time
@@ -90,7 +92,9 @@ def main() -> None:
     parser.add_argument("--bootstrap", type=int, default=1000)
     args = parser.parse_args()
     policy = Policy.load(args.policy)
-    forced = [str(c) for c in policy.configurations()]
+    # Every candidate it was calibrated with, whether chosen anywhere or not.
+    forced = list(policy.made_with.get("candidates") or map(str, policy.configurations()))
+    digest = hashlib.sha256(args.policy.read_bytes()).hexdigest()[:12]
 
     baselines = sweep(
         args.runs / "baselines",
@@ -99,10 +103,18 @@ def main() -> None:
         args.problems,
     )
     own = {**SHARED, "policy": str(args.policy), "pilot": str(policy.pilot)}
+    # The policy's own runs are stored by its file's digest, so another policy at the
+    # same path is never read from an old store; the forced configurations do not
+    # depend on the policy, and a run extends with new ones.
     chosen = sweep(
-        args.runs / "policy",
-        [StrategySpec("compute_optimal", own)]
-        + [
+        args.runs / f"policy-{digest}",
+        [StrategySpec("compute_optimal", own)],
+        POLICY_BUDGETS,
+        args.problems,
+    )
+    chosen |= sweep(
+        args.runs / "configurations",
+        [
             StrategySpec(
                 "compute_optimal",
                 {**SHARED, "force": f, "pilot": str(policy.pilot)},

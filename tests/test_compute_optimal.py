@@ -147,6 +147,23 @@ def test_a_search_runs_behind_the_pilot_within_its_limit(models, task):
     assert result.answer is not None
 
 
+def test_adaptive_behind_the_pilot_stops_on_it_when_it_agrees(models, task):
+    generator, prm = models
+    params = {"max_tokens": "160", "force": "adaptive"}
+    strategy = make_strategy("compute_optimal", generator, task, prm, params, seed=0)
+    unanimous = 0
+    for result in strategy.run_many(task.problems, 32):
+        pilot = [c.answer for c in result.candidates[:4]]
+        assert result.cost.samples == len(result.candidates) == result.details["samples"] <= 32
+        if None not in pilot and len(set(pilot)) == 1:  # sure already: nothing more drawn
+            unanimous += 1
+            assert result.cost.samples == 4 and result.details["stopped"] == "confident"
+        else:  # the pilot votes on with rounds of 4 until the rule is sure or N is spent
+            assert result.cost.samples > 4 and result.cost.samples % 4 == 0
+            assert result.details["stopped"] == "confident" or result.cost.samples == 32
+    assert unanimous > 0
+
+
 def test_a_policy_for_other_models_is_refused(models, task, tiny_model, tmp_path):
     generator, prm = models
     path = tmp_path / "policy.json"

@@ -98,10 +98,26 @@ def test_sample_reuse_replays_the_largest_budgets_samples(uninterrupted):
 
 def test_a_different_configuration_in_the_same_folder_is_refused(ponder_cli, uninterrupted):
     before = stored(uninterrupted)
-    done = run(ponder_cli, "eval", *SWEEP[:-3], "--budgets", "1,4,16", "--out", str(uninterrupted))
-    assert done.returncode == 1
-    assert "holds a different run" in done.stderr and "Traceback" not in done.stderr
+    for change in (("--budgets", "1,8"), ("--limit", "6"), ("--strategies", "majority")):
+        done = run(ponder_cli, "eval", *SWEEP, *change, "--out", str(uninterrupted))
+        assert done.returncode == 1, change
+        assert "holds a different run" in done.stderr and "Traceback" not in done.stderr
     assert stored(uninterrupted) == before
+
+
+def test_a_run_extends_with_more_strategies_and_budgets(ponder_cli, uninterrupted, tmp_path):
+    out = tmp_path / "extended"
+    shutil.copytree(uninterrupted, out)
+    before = stored(out)
+    more = ("--strategies", "majority,beam_search,best_of_n", "--budgets", "1,4,8")
+    done = run(ponder_cli, "eval", *SWEEP, *more, "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    after = stored(out)
+    assert {k: after[k] for k in before} == before  # nothing stored before was redone
+    added = {(k[1], k[2]) for k in after.keys() - before.keys()}
+    assert added == {("majority", 8), ("beam_search", 8)} | {("best_of_n", b) for b in (1, 4, 8)}
+    assert len(after) == RESULTS + 5 * 8
+    assert json.loads((out / "config.json").read_text())["budgets"] == [1, 4, 8]
 
 
 def test_summary_json_and_statistics(ponder_cli, uninterrupted):

@@ -18,6 +18,8 @@ from ponder.tasks import TASKS
 
 # Options that change how a run executes, not what it measures: a resumed run may differ in them.
 EXECUTION_ONLY = ("batch",)
+# Lists a resumed run may add to: what was stored before stays valid.
+EXTENSIBLE = ("strategies", "budgets", "seeds")
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,9 +135,19 @@ class EvalConfig:
             raise ConfigError(f"not an evaluation configuration: {exc}") from None
 
     def differences(self, other: EvalConfig) -> list[str]:
-        """The fields that make `other` a different run (execution options aside)."""
+        """The fields that make `other` a different run (execution options aside).
+
+        `other` may extend this run: more strategies, budgets or seeds measure more
+        of the same thing, and every result stored stays valid.
+        """
         mine, theirs = self.to_dict(), other.to_dict()
-        return [k for k in mine if k not in EXECUTION_ONLY and mine[k] != theirs[k]]
+        return [
+            k
+            for k in mine
+            if k not in EXECUTION_ONLY
+            and mine[k] != theirs[k]
+            and not (k in EXTENSIBLE and all(v in theirs[k] for v in mine[k]))
+        ]
 
 
 def fingerprint(folder: str | Path) -> dict[str, Any]:

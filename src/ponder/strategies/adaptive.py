@@ -124,22 +124,22 @@ class Adaptive(BaseStrategy[AdaptiveParams]):
         return groups, [sum(run.candidates[i].scores.get(key, 0.0) for i in g) for g in groups]
 
     async def solve(self, run: Run) -> Choice:
-        drawn, rounds, error = 0, 0, 1.0
-        size = self.params.first_round
-        while True:
+        """Samples already in the run (another strategy's pilot) vote from the start: when
+        they are enough, nothing is drawn; otherwise rounds follow as usual."""
+        drawn, rounds, given = 0, 0, len(run.candidates)
+        error = mode_error(self.votes(run)[1], self.params.prior) if given else 1.0
+        size = self.params.round_size if given else self.params.first_round
+        while error > 1.0 - self.params.confidence and drawn < run.n:
             size = min(size, run.n - drawn)
             new = await sample(run, self.params.params(size, run.call_seed()))
             if self.params.votes == "score":
                 await verify(run, new)
             drawn, rounds = drawn + size, rounds + 1
-            _, totals = self.votes(run)
-            error = mode_error(totals, self.params.prior)
-            if error <= 1.0 - self.params.confidence or drawn >= run.n:
-                break
+            error = mode_error(self.votes(run)[1], self.params.prior)
             size = self.params.round_size
         stopped = "confident" if error <= 1.0 - self.params.confidence else "budget"
-        details = {"samples": drawn, "rounds": rounds, "stopped": stopped, "error_bound": error}
-        return replace(self.select(run), details=details)
+        details = {"samples": given + drawn, "rounds": rounds, "stopped": stopped}
+        return replace(self.select(run), details={**details, "error_bound": error})
 
     def select(self, run: Run) -> Choice:
         """The answer with the largest vote; its best-scored (or first) sample is the pick."""
