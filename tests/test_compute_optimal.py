@@ -39,9 +39,9 @@ def test_lookup_by_reading_and_budget():
     p = policy()
     assert [p.bin_of(r) for r in (0.95, 0.81, 0.8, 0.6, 0.5, 0.1)] == [1, 1, 2, 2, 3, 3]
     assert [p.budget_for(n) for n in (1, 4, 15, 16, 64)] == [4, 4, 4, 16, 16]
-    assert p.choose(16, 0.6) == Configuration("beam_search", (("beam_width", "4"),))
-    assert p.choose(64, 0.2).strategy == "revision"
-    assert p.choose(8, 0.2).strategy == "majority"
+    assert p.choose(16, 0.6) == (Configuration("beam_search", (("beam_width", "4"),)), 16)
+    assert p.choose(64, 0.2) == (Configuration("revision"), 64)
+    assert p.choose(8, 0.2) == (Configuration("majority"), 8)
     assert {str(c) for c in p.configurations()} == {
         "majority",
         "beam_search:beam_width=4",
@@ -63,7 +63,11 @@ def test_a_policy_file_round_trips_and_bad_ones_are_refused(tmp_path):
     assert loaded.table == policy().table and loaded.edges == (0.8, 0.5)
     assert loaded.made_with["path"] == str(path)
     data = json.loads(path.read_text())
-    for broken in ({**data, "format": "other"}, {**data, "edges": [0.5, 0.8]}, {"x": 1}):
+    overspent = json.loads(json.dumps(data))
+    overspent["table"]["4"][0]["budget"] = 16  # more than its row's budget
+    for broken in (
+        {**data, "format": "other"}, {**data, "edges": [0.5, 0.8]}, {"x": 1}, overspent,
+    ):  # fmt: skip
         path.write_text(json.dumps(broken))
         with pytest.raises(ConfigError):
             Policy.load(path)
@@ -106,6 +110,28 @@ def test_the_best_configuration_per_bin_is_kept_and_ties_go_to_the_cheaper():
     assert (easy.configuration, easy.accuracy, easy.problems) == ("majority", 1.0, 4)
     assert (hard.configuration, hard.accuracy) == ("revision", 0.75)
     assert hard.accuracies == {"majority": 0.25, "revision": 0.75}
+    assert easy.budget == hard.budget == 8
+
+
+def test_a_smaller_budget_that_does_as_well_is_spent_instead(tmp_path):
+    rows = []
+    for i in range(4):  # easy: majority right at 4 and at 16; hard: only at 16
+        rows += [
+            row(f"e{i}", "majority", 4, True, 0.9, 200),
+            row(f"e{i}", "majority", 16, True, 0.9, 800),
+        ]
+        rows += [
+            row(f"h{i}", "majority", 4, False, 0.2, 200),
+            row(f"h{i}", "majority", 16, i < 2, 0.2, 800),
+        ]
+    made = make_policy(rows, bins=2, pilot=4, models={}, made_with={})
+    easy, hard = made.table[16]
+    assert (easy.configuration, easy.budget, easy.accuracy) == ("majority", 4, 1.0)
+    assert (hard.configuration, hard.budget, hard.accuracy) == ("majority", 16, 0.5)
+    assert made.choose(64, 0.9) == (Configuration("majority"), 4)
+    assert made.choose(16, 0.2) == (Configuration("majority"), 16)
+    made.save(tmp_path / "policy.json")
+    assert Policy.load(tmp_path / "policy.json").table == made.table
 
 
 @pytest.fixture(scope="module")
@@ -201,8 +227,10 @@ def test_calibrate_then_solve_and_eval_with_the_policy(ponder_cli, tmp_path):
     )  # fmt: skip
     assert solve.returncode == 0, solve.stderr
     details = json.loads(solve.stdout)["details"]
-    assert details["configuration"] in ("majority", "weighted_majority")
     assert details["policy_budget"] == 6 and details["bin"] in (1, 2)
+    configuration, spend = made.choose(6, details["reading"])  # what the file says to run
+    assert details["spend"] == spend and spend in (4, 6)
+    assert details["configuration"] == ("pilot vote" if spend == 4 else str(configuration))
     runs = tmp_path / "eval"
     done = subprocess.run(
         [*ponder_cli, "eval", "--limit", "3", "--strategies", "compute_optimal,majority",

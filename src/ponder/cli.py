@@ -261,7 +261,10 @@ def _calibrate(args: argparse.Namespace) -> int:
     print(f"policy: {args.out} (runs in {runs})", file=sys.stderr)
     for budget, choices in sorted(policy.table.items()):
         row = "  ".join(
-            f"bin {b}: {c.configuration} ({c.accuracy:.2f})" for b, c in enumerate(choices, 1)
+            f"bin {b}: {c.configuration}"
+            + (f" at N={c.budget}" if c.budget not in (None, budget) else "")
+            + f" ({c.accuracy:.2f})"
+            for b, c in enumerate(choices, 1)
         )
         print(f"N={budget}: {row}")
     return 0

@@ -71,13 +71,20 @@ def identify(model: Any) -> dict[str, Any]:
 
 @dataclass(frozen=True, slots=True)
 class Choice:
-    """The configuration kept for one (budget, difficulty bin), and what it was chosen from."""
+    """The configuration kept for one (budget, difficulty bin), and what it was chosen from.
+
+    `budget`: the samples to spend, at most the row's budget (None: all of it). A
+    budget is a cap: where a smaller calibrated budget did as well for less, the
+    policy spends that. `accuracies` and `generated_tokens` are this budget's
+    candidates; the smaller budgets' are in their own rows.
+    """
 
     configuration: str
     accuracy: float
     problems: int
     accuracies: dict[str, float] = field(default_factory=dict)
     generated_tokens: dict[str, float] = field(default_factory=dict)
+    budget: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +116,10 @@ class Policy:
                 )
             for choice in choices:
                 Configuration.parse(choice.configuration)
+                if choice.budget is not None and not 1 <= choice.budget <= budget:
+                    raise ConfigError(
+                        f"budget {budget}: a choice cannot spend {choice.budget} samples"
+                    )
 
     @property
     def bins(self) -> int:
@@ -123,10 +134,10 @@ class Policy:
         below = [b for b in self.table if b <= n]
         return max(below) if below else min(self.table)
 
-    def choose(self, n: int, reading: float) -> Configuration:
-        return Configuration.parse(
-            self.table[self.budget_for(n)][self.bin_of(reading) - 1].configuration
-        )
+    def choose(self, n: int, reading: float) -> tuple[Configuration, int]:
+        """The configuration for this reading at budget `n`, and the samples it may spend."""
+        choice = self.table[self.budget_for(n)][self.bin_of(reading) - 1]
+        return Configuration.parse(choice.configuration), min(n, choice.budget or n)
 
     def accuracy(self, n: int, reading: float) -> float:
         """The calibrated accuracy of the policy's choice at budget `n` for this reading."""

@@ -5,7 +5,9 @@ pays for, and sees, the same pilot that `compute_optimal` will read at run
 time. The runs go through the evaluation harness (a resumable store beside
 the policy file, a progress bar), then `make_policy` bins the problems by the
 pilot's reading and keeps, per (budget, bin), the configuration with the best
-accuracy (the fewest generated tokens on a tie).
+accuracy (the fewest generated tokens on a tie), among those run at that budget or
+at a smaller one: a budget is a cap, and where 16 samples did as well as 64 the
+policy spends 16.
 """
 
 from __future__ import annotations
@@ -70,22 +72,32 @@ def make_policy(
         right[cell][forced].append(float(row.correct))
         tokens[cell][forced].append(float(row.generated_tokens))
     table: dict[int, list[Choice]] = {}
-    for budget in sorted({b for b, _ in right}):
+    budgets = sorted({b for b, _ in right})
+    for budget in budgets:
         choices = []
         for b in range(1, len(edges) + 2):
             accuracies = {c: statistics.fmean(v) for c, v in right[(budget, b)].items()}
             spent = {c: statistics.fmean(v) for c, v in tokens[(budget, b)].items()}
             if not accuracies:
                 raise ConfigError(f"no calibration results for budget {budget}, bin {b}")
-            best = max(accuracies, key=lambda c: (accuracies[c], -spent[c], c))
+            # Every (configuration, budget) up to this one; on a tie the cheaper, then
+            # the larger budget (the same cost measured: fewer samples were not needed).
+            options = [
+                (statistics.fmean(v), -statistics.fmean(tokens[(under, b)][c]), under, c)
+                for under in budgets
+                if under <= budget
+                for c, v in right[(under, b)].items()
+            ]
+            accuracy, _, spend, best = max(options)
             problems = len(members[(budget, b)])  # seeds repeat a problem
             choices.append(
                 Choice(
                     configuration=best,
-                    accuracy=round(accuracies[best], 4),
+                    accuracy=round(accuracy, 4),
                     problems=problems,
                     accuracies={c: round(a, 4) for c, a in sorted(accuracies.items())},
                     generated_tokens={c: round(t, 1) for c, t in sorted(spent.items())},
+                    budget=spend,
                 )
             )
         table[budget] = choices

@@ -10,10 +10,12 @@ with about 4x less compute. At budget N this strategy
    difficulty, without the gold answer;
 2. looks up, in a policy made by `ponder calibrate`, the configuration that did
    best at this budget for prompts of that difficulty;
-3. runs it with what is left of the budget, N - `pilot`. (At N <= `pilot` the
-   pilot, cut to N samples, is the whole run, and its vote the answer.) The pilot's samples
-   are not thrown away: they join the configuration's candidates, so voting
-   counts them and a budget cap still answers with them.
+3. runs it with what is left of the budget, N - `pilot`, or less where the
+   policy found that a smaller budget did as well at this difficulty (a budget
+   is a cap). At N <= `pilot` the pilot, cut to N samples, is the whole run,
+   and its vote the answer. The pilot's samples are not thrown away: they join
+   the configuration's candidates, so voting counts them and a budget cap still
+   answers with them.
 
 The pilot's cost is part of the run's cost and of its budget (`sample_limit`).
 `force` runs one configuration behind the same pilot whatever the policy says:
@@ -191,10 +193,11 @@ class ComputeOptimal(BaseStrategy[ComputeOptimalParams]):
         if self.policy is not None:
             details["bin"] = self.policy.bin_of(reading["reading"])
             details["policy_budget"] = self.policy.budget_for(run.n)
-            configuration = self.policy.choose(run.n, reading["reading"])
+            configuration, spend = self.policy.choose(run.n, reading["reading"])
         else:
-            configuration = Configuration.parse(self.params.force or "")
-        rest = run.n - self.params.pilot
+            configuration, spend = Configuration.parse(self.params.force or ""), run.n
+        details["spend"] = spend
+        rest = spend - self.params.pilot
         if rest < 1:  # the pilot was the whole budget: vote over it
             details["configuration"] = "pilot vote"
             return replace(self._vote(run), details=details)
