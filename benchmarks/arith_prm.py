@@ -10,7 +10,10 @@ and its steps are labelled by the task's checker (`step_labels`). Printed:
 
 - step AUROC: each step's score against its label (right so far or not);
 - final-answer AUROC: the solution's outcome score (the answer line's step
-  score, "last"; also "min" and "product") against whether its answer is right;
+  score, "last"; also "min" and "product") against whether its answer is right,
+  over distinct solutions (each problem's one right solution against its many
+  distinct wrong ones), and over every sample as drawn (a frequent solution
+  counted as often as it is sampled);
 - false-positive rates at the 0.5 threshold: the share of wrong steps and of
   wrong answers that the PRM scores as good, and the false-negative rates;
 - best-of-N: the accuracy of the answer the PRM scores highest among each
@@ -83,6 +86,8 @@ def main() -> None:
     n = args.samples
     right = []
     best_right = []
+    drawn_scores: list[float] = []  # every sample as drawn, duplicates included
+    drawn_truth: list[bool] = []
     for i, (problem, generation) in enumerate(zip(task.problems, generations, strict=True)):
         marks = [task.is_correct(extract_answer(c.text), problem) for c in generation.completions]
         right.append(sum(marks))
@@ -91,6 +96,8 @@ def main() -> None:
             for c in generation.completions
         ]
         best_right.append(marks[max(range(len(scores)), key=scores.__getitem__)])
+        drawn_scores += scores
+        drawn_truth += marks
 
     print(
         f"{args.prm.name} on {args.policy.name}'s samples: {len(task.problems)} test problems x "
@@ -112,6 +119,10 @@ def main() -> None:
             f"final AUROC ({how:<7}) {auroc(values, answer_truth):.3f}   "
             f"FPR@0.5 {fpr:.3f}  FNR@0.5 {fnr:.3f}"
         )
+    print(
+        f"final AUROC (last, every sample as drawn, duplicates included: {len(drawn_truth)}) "
+        f"{auroc(drawn_scores, drawn_truth):.3f}"
+    )
     print(
         f"\nbest-of-{n} by PRM (last) {statistics.mean(best_right):.3f}   "
         f"pass@1 {statistics.mean(r / n for r in right):.3f}   "
