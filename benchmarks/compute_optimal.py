@@ -161,7 +161,7 @@ def main() -> None:
         for pick in draws:
             b = needed(co[pick, 0].mean(), pick)
             ratios.append(np.inf if b is None else b / co[pick, 1].mean())
-        low, high = np.percentile(ratios, [2.5, 97.5])
+        low, high = np.percentile(ratios, [2.5, 97.5], method="nearest")  # inf: never reached
         shown = "never reached (up to N=128)" if base is None else f"{base:.0f} tokens"
         ratio = "inf" if base is None else f"{base / tokens:.2f}"
         print(
