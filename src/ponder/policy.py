@@ -12,7 +12,8 @@ A policy is made by `ponder calibrate` on a split the evaluation does not use
 (`dev`): every candidate configuration runs at every budget behind the same
 pilot, problems are binned by predicted difficulty (quantile bins of the
 pilot's reading), and each (budget, bin) keeps the configuration with the best
-accuracy there (the cheaper in generated tokens on a tie). The file records
+accuracy there or at a smaller budget (the cheaper in generated tokens on a
+tie): a budget is a cap, spent only where it helped. The file records
 the models it was calibrated for, how it was made, and every accuracy it
 chose from, so it is small, readable and auditable; `compute_optimal` refuses
 it for other models.

@@ -71,22 +71,27 @@ def make_policy(
         members[cell].add((row.task, row.problem))
         right[cell][forced].append(float(row.correct))
         tokens[cell][forced].append(float(row.generated_tokens))
+    accuracy_in = {
+        cell: {c: statistics.fmean(v) for c, v in by.items()} for cell, by in right.items()
+    }
+    tokens_in = {
+        cell: {c: statistics.fmean(v) for c, v in by.items()} for cell, by in tokens.items()
+    }
     table: dict[int, list[Choice]] = {}
     budgets = sorted({b for b, _ in right})
     for budget in budgets:
         choices = []
         for b in range(1, len(edges) + 2):
-            accuracies = {c: statistics.fmean(v) for c, v in right[(budget, b)].items()}
-            spent = {c: statistics.fmean(v) for c, v in tokens[(budget, b)].items()}
-            if not accuracies:
+            if (budget, b) not in accuracy_in:
                 raise ConfigError(f"no calibration results for budget {budget}, bin {b}")
+            accuracies, spent = accuracy_in[(budget, b)], tokens_in[(budget, b)]
             # Every (configuration, budget) up to this one; on a tie the cheaper, then
             # the larger budget (the same cost measured: fewer samples were not needed).
             options = [
-                (statistics.fmean(v), -statistics.fmean(tokens[(under, b)][c]), under, c)
+                (a, -tokens_in[(under, b)][c], under, c)
                 for under in budgets
                 if under <= budget
-                for c, v in right[(under, b)].items()
+                for c, a in accuracy_in.get((under, b), {}).items()
             ]
             accuracy, _, spend, best = max(options)
             problems = len(members[(budget, b)])  # seeds repeat a problem

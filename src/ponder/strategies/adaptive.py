@@ -138,8 +138,13 @@ class Adaptive(BaseStrategy[AdaptiveParams]):
             error = mode_error(self.votes(run)[1], self.params.prior)
             size = self.params.round_size
         stopped = "confident" if error <= 1.0 - self.params.confidence else "budget"
-        details = {"samples": given + drawn, "rounds": rounds, "stopped": stopped}
-        return replace(self.select(run), details={**details, "error_bound": error})
+        details = {
+            "samples": given + drawn,
+            "rounds": rounds,
+            "stopped": stopped,
+            "error_bound": error,
+        }
+        return replace(self.select(run), details=details)
 
     def select(self, run: Run) -> Choice:
         """The answer with the largest vote; its best-scored (or first) sample is the pick."""
