@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 
 from ponder.errors import ConfigError
+
+T = TypeVar("T")
 
 
 def pass_at_k(n: int, correct: int, k: int) -> float:
@@ -73,6 +76,40 @@ def bootstrap_ci(
     means = data[rng.integers(0, len(data), size=(resamples, len(data)))].mean(axis=1)
     tail = (1 - confidence) / 2
     low, high = np.quantile(means, [tail, 1 - tail])
+    return float(low), float(high)
+
+
+def cluster_bootstrap_ci(
+    groups: Sequence[T],
+    statistic: Callable[[Sequence[T]], float],
+    *,
+    confidence: float = 0.95,
+    resamples: int = 1000,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """A percentile bootstrap interval for `statistic` of items that come in groups.
+
+    Resamples whole groups with replacement (a problem's samples are not
+    independent: resampling them one by one would make the interval too
+    narrow), then computes `statistic` over the resampled groups. A resample
+    on which the statistic is undefined (it raises `ConfigError`, as AUROC does
+    without both labels) is skipped.
+    """
+    if not groups:
+        raise ConfigError("a bootstrap interval needs at least one group")
+    if not 0 < confidence < 1:
+        raise ConfigError(f"confidence must be in (0, 1), got {confidence}")
+    rng = np.random.default_rng(seed)
+    values = []
+    for draw in rng.integers(0, len(groups), size=(resamples, len(groups))):
+        try:
+            values.append(statistic([groups[i] for i in draw]))
+        except ConfigError:
+            continue
+    if not values:
+        raise ConfigError("the statistic is undefined on every resample")
+    tail = (1 - confidence) / 2
+    low, high = np.quantile(values, [tail, 1 - tail])
     return float(low), float(high)
 
 

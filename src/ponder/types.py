@@ -142,6 +142,7 @@ class Cost:
     generated_tokens: int = 0
     verifier_calls: int = 0
     verifier_tokens: int = 0
+    verifier_generated_tokens: int = 0
     flops: float = 0.0
     wall_seconds: float = 0.0
 

@@ -130,7 +130,12 @@ class BudgetMeter:
             return
         tokens = [v.tokens for v in verdicts]
         flops = sum(shape.prefill_flops(t) for t in tokens) if shape is not None else 0.0
-        self._spent = self._spent + Cost(verifier_calls=1, verifier_tokens=sum(tokens), flops=flops)
+        self._spent = self._spent + Cost(
+            verifier_calls=1,
+            verifier_tokens=sum(tokens),
+            verifier_generated_tokens=sum(v.generated_tokens for v in verdicts),
+            flops=flops,
+        )
 
     def _admit(
         self,
@@ -251,8 +256,9 @@ class MeteredGenerator(_Metered["Generator"]):
 class MeteredVerifier(_Metered["Verifier"]):
     """A verifier whose calls a `BudgetMeter` counts. Made by `BudgetMeter.wrap_verifier`.
 
-    A verifier reads its input in one forward pass, so its FLOPs are the prefill
-    FLOPs of each solution's tokens.
+    A verifier's FLOPs are those of reading each solution's tokens once, in
+    order (a PRM's one forward pass; a generative verifier's context, its own
+    checks included, which costs the same per token to write as to read).
     """
 
     async def count_tokens(self, solutions: Sequence[Solution]) -> list[int]:

@@ -4,30 +4,48 @@ from pathlib import Path
 
 from ponder.budget.flops import ModelShape
 from ponder.errors import ConfigError
-from ponder.verifiers.base import AGGREGATIONS, Solution, Verdict, Verifier, aggregate
+from ponder.verifiers.base import (
+    AGGREGATIONS,
+    KINDS,
+    Solution,
+    Verdict,
+    Verifier,
+    VerifierKind,
+    aggregate,
+)
+from ponder.verifiers.judge import JUDGE_FILE, GenerativeVerifier, JudgeFormat
 from ponder.verifiers.prm import CausalLMPRM, PRMFormat, encode_for_prm, label_token_ids
 
 
 def load_verifier(
     spec: str | Path | None = None,
     *,
+    kind: VerifierKind = "auto",
     format: str | Path | None = None,
     model: str | None = None,
     shape_from: str | Path | None = None,
     **options: object,
 ) -> Verifier:
-    """A PRM from a local model folder or an OpenAI-compatible server URL.
+    """A verifier from a local model folder or an OpenAI-compatible server URL.
 
-    None means ponder's embedded arith PRM. `format` is a `ponder_prm.json` file
-    (or a folder holding one) stating how the PRM reads solutions; by default a
-    folder's own file, and Math-Shepherd's convention for a server. `model` names
-    the PRM on a server (default: the first it serves); `shape_from`, the served
-    PRM's folder, gives its size for FLOPs.
+    `kind` says how the model is read: "prm", in one forward pass with a score
+    at each step's tag (`CausalLMPRM`, `OpenAIPRM`); "judge", writing a check
+    of each step before its verdict (`GenerativeVerifier`); "auto", as a judge
+    when the folder declares a judge format (`ponder_judge.json`), else as a PRM.
+    None means ponder's embedded arith verifier. `format` is a `ponder_prm.json`
+    or `ponder_judge.json` file (or a folder holding one) stating how the model
+    reads solutions; by default a folder's own, and Math-Shepherd's convention
+    for a PRM server. `model` names the model on a server (default: the first
+    it serves); `shape_from`, the served model's folder, gives its size for FLOPs.
     """
+    if kind not in KINDS:
+        raise ConfigError(f"unknown verifier kind {kind!r}; use one of {', '.join(KINDS)}")
     if spec is None:
-        from ponder.models import embedded_prm
+        from ponder.models import embedded_verifier
 
-        spec = embedded_prm()
+        spec = embedded_verifier()
+    if _reads_as_judge(spec, kind, format):
+        return _judge(spec, format, model, shape_from, options)
     chosen = None
     if format is not None:
         path = Path(format)
@@ -43,13 +61,56 @@ def load_verifier(
     return CausalLMPRM(spec, format=chosen, **options)  # type: ignore[arg-type]
 
 
+def _is_url(spec: str | Path) -> bool:
+    return str(spec).startswith(("http://", "https://"))
+
+
+def _reads_as_judge(spec: str | Path, kind: VerifierKind, format: str | Path | None) -> bool:
+    if kind != "auto":
+        return kind == "judge"
+    if format is not None:  # a folder holding a judge format, or the file itself by its name
+        path = Path(format)
+        return (path / JUDGE_FILE).is_file() if path.is_dir() else path.name == JUDGE_FILE
+    return not _is_url(spec) and JudgeFormat.of_folder(spec) is not None
+
+
+def _judge(
+    spec: str | Path,
+    format: str | Path | None,
+    model: str | None,
+    shape_from: str | Path | None,
+    options: dict[str, object],
+) -> GenerativeVerifier:
+    """A generative verifier over a folder or a served model, in the format it declares."""
+    from ponder.generators import load_generator
+
+    source = format if format is not None else (None if _is_url(spec) else spec)
+    judge_format = None
+    if source is not None:
+        path = Path(source)
+        judge_format = JudgeFormat.of_folder(path) if path.is_dir() else JudgeFormat.of_file(path)
+    if judge_format is None:
+        raise ConfigError(
+            f"{spec} declares no judge format: "
+            "give one (a ponder_judge.json) with --verifier-format"
+        )
+    model_options = ("device", "dtype", "prefix_cache_mb")  # the judge's model's, not its own
+    generator_options = {k: options.pop(k) for k in model_options if k in options}
+    generator = load_generator(spec, model=model, shape_from=shape_from, **generator_options)
+    return GenerativeVerifier(generator, judge_format, **options)  # type: ignore[arg-type]
+
+
 __all__ = [
     "AGGREGATIONS",
+    "KINDS",
     "CausalLMPRM",
+    "GenerativeVerifier",
+    "JudgeFormat",
     "PRMFormat",
     "Solution",
     "Verdict",
     "Verifier",
+    "VerifierKind",
     "aggregate",
     "encode_for_prm",
     "label_token_ids",

@@ -17,6 +17,10 @@ from ponder.errors import ConfigError
 
 Aggregation = Literal["last", "min", "product", "mean"]
 AGGREGATIONS: tuple[Aggregation, ...] = ("last", "min", "product", "mean")
+# How a verifier model is read: as a PRM (one pass), as a judge (checks, then a verdict),
+# or as its folder says.
+VerifierKind = Literal["auto", "prm", "judge"]
+KINDS: tuple[VerifierKind, ...] = ("auto", "prm", "judge")
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,15 +33,19 @@ class Solution:
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
-    """A verifier's scores for one solution, in [0, 1], and the input tokens it read.
+    """A verifier's scores for one solution, in [0, 1], and the tokens it read and wrote.
 
     `step_scores` has one score per step for a process verifier and is empty for
     an outcome-only one; `outcome` is the score of the solution as a whole.
+    `tokens` is the length of what the verifier read (a generative verifier's
+    own checks included); `generated_tokens`, what it generated for this
+    verdict in this call (a generative verifier's checks; 0 for a PRM).
     """
 
     step_scores: tuple[float, ...]
     outcome: float
     tokens: int
+    generated_tokens: int = 0
 
     def aggregate(self, how: Aggregation) -> float:
         """The step scores folded into one (the outcome when there are none)."""

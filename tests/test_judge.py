@@ -1,0 +1,136 @@
+"""The generative verifier: checks written step by step, verdicts read from log-probabilities."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from ponder import ConfigError, run_sync
+from ponder.budget import BudgetMeter
+from ponder.generators.transformers import TransformersGenerator
+from ponder.models import embedded_policy, embedded_verifier
+from ponder.models.arith_checks import JUDGE_FORMAT
+from ponder.types import Completion, TokenLogprob
+from ponder.verifiers import GenerativeVerifier, JudgeFormat, Solution, load_verifier
+from ponder.verifiers.judge import JUDGE_FILE
+
+QUESTION = "Start with 37. Add 48. Multiply by 6. Subtract 25."
+RIGHT = ("37 + 48 = 85", "85 * 6 = 510", "510 - 25 = 485", "The answer is 485.")
+CARRY_SLIP = ("37 + 48 = 85", "85 * 6 = 520", "520 - 25 = 495", "The answer is 495.")
+
+
+def completion(tokens: list[tuple[str, list[tuple[str, float]]]]) -> Completion:
+    logprobs = tuple(
+        TokenLogprob(token=t, logprob=top[0][1] if top else 0.0, top=tuple(top))
+        for t, top in tokens
+    )
+    return Completion(
+        text="".join(t for t, _ in tokens),
+        num_tokens=len(tokens),
+        finish_reason="stop",
+        logprobs=logprobs,
+    )
+
+
+def test_the_verdict_is_read_at_the_token_after_the_tag():
+    fmt = JudgeFormat(tag="ки", good="+", bad="-")
+    written = completion(
+        [
+            ("8", []),
+            ("5", []),
+            (" ", []),
+            ("ки", []),
+            ("-", [("-", math.log(0.7)), ("+", math.log(0.2))]),
+        ]
+    )
+    assert fmt.verdict(written) == pytest.approx(0.2 / 0.9)
+    no_tag = completion([("8", []), ("5", [])])
+    assert fmt.verdict(no_tag) is None
+    nothing_after = completion([("8", []), (" ки", [])])
+    assert fmt.verdict(nothing_after) is None
+    other = completion([("ки", []), ("?", [("?", 0.0)])])
+    assert fmt.verdict(other) is None, "neither label among the alternatives: no verdict"
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"prefix": "no question"},
+        {"step": "no step"},
+        {"tag": " "},
+        {"good": "+", "bad": " + "},
+        {"end": ""},
+    ],
+)
+def test_a_judge_format_is_validated(fields):
+    with pytest.raises(ConfigError):
+        JudgeFormat(**fields)
+
+
+def test_a_judge_format_round_trips_through_its_file(tmp_path):
+    JUDGE_FORMAT.save(tmp_path)
+    assert JudgeFormat.of_folder(tmp_path) == JUDGE_FORMAT
+    assert JudgeFormat.of_folder(tmp_path / "missing") is None
+    (tmp_path / JUDGE_FILE).write_text("{not json")
+    with pytest.raises(Exception, match="not a valid judge format"):
+        JudgeFormat.of_folder(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def judge():
+    return load_verifier(embedded_verifier())
+
+
+def test_the_embedded_verifier_loads_as_a_judge_and_as_a_prm(judge):
+    assert isinstance(judge, GenerativeVerifier)
+    assert judge.format == JUDGE_FORMAT
+    prm = load_verifier(embedded_verifier(), kind="prm")
+    assert not isinstance(prm, GenerativeVerifier)
+    [verdict] = run_sync(prm.score([Solution(QUESTION, RIGHT)]))
+    assert len(verdict.step_scores) == len(RIGHT) and verdict.generated_tokens == 0
+
+
+def test_the_judge_passes_a_right_solution_and_fails_a_carry_slip_where_it_happens(judge):
+    right, slip = run_sync(judge.score([Solution(QUESTION, RIGHT), Solution(QUESTION, CARRY_SLIP)]))
+    assert min(right.step_scores) > 0.9
+    assert slip.step_scores[0] > 0.9 and max(slip.step_scores[1:]) < 0.1
+    assert right.outcome == right.step_scores[-1], "the outcome: every step right"
+    scores = list(slip.step_scores)
+    assert scores == sorted(scores, reverse=True), "a running product never rises"
+    assert right.generated_tokens > 4 * len(RIGHT), "each step gets a written check"
+
+
+def test_checks_of_a_prefix_are_kept_so_a_search_pays_for_new_steps_only():
+    verifier = load_verifier(embedded_verifier())
+    meter = BudgetMeter()
+    metered = meter.wrap_verifier(verifier)
+    [first] = run_sync(metered.score([Solution(QUESTION, RIGHT[:2])]))
+    spent = meter.cost().verifier_generated_tokens
+    [longer] = run_sync(metered.score([Solution(QUESTION, RIGHT)]))
+    assert longer.step_scores[:2] == first.step_scores
+    assert 0 < longer.generated_tokens < spent * 2, "only the two new steps are checked"
+    [again] = run_sync(metered.score([Solution(QUESTION, RIGHT)]))
+    assert again.generated_tokens == 0 and again.step_scores == longer.step_scores
+    assert meter.cost().verifier_generated_tokens == spent + longer.generated_tokens
+
+
+def test_votes_average_sampled_chains_of_checks():
+    generator = TransformersGenerator(embedded_verifier())
+    with pytest.raises(ConfigError, match="temperature"):
+        GenerativeVerifier(generator, JUDGE_FORMAT, votes=3)
+    voting = GenerativeVerifier(generator, JUDGE_FORMAT, votes=4, temperature=1.0, seed=1)
+    [verdict] = run_sync(voting.score([Solution(QUESTION, CARRY_SLIP)]))
+    assert verdict.step_scores[0] > 0.5 > verdict.step_scores[-1]
+    again = GenerativeVerifier(generator, JUDGE_FORMAT, votes=4, temperature=1.0, seed=1)
+    assert run_sync(again.score([Solution(QUESTION, CARRY_SLIP)])) == [verdict], "seeded"
+
+
+def test_any_generator_can_be_a_judge_given_its_format(tmp_path):
+    """The policy folder declares no judge format: the verifier says what to give."""
+    with pytest.raises(ConfigError, match="declares no judge format"):
+        load_verifier(embedded_policy(), kind="judge")
+    JUDGE_FORMAT.save(tmp_path)
+    judge = load_verifier(embedded_verifier(), kind="judge", format=tmp_path / JUDGE_FILE)
+    [verdict] = run_sync(judge.score([Solution(QUESTION, RIGHT)]))
+    assert verdict.outcome > 0.9
