@@ -12,15 +12,19 @@ gold solution does one operation per line and ends with a fixed answer line:
 
 The right solution is unique, so a step is right exactly when it and every
 step before it match the gold lines; `step_labels` says so for any attempt.
-Difficulty has three knobs: the number of operations (1 to 8), the digits of
-the start value and of the added and subtracted operands (1 or 2), and whether
-the chain multiplies (by one digit). Values stay non-negative and below a
-thousand, so every single step is small enough for a 3M-parameter model to
-learn on a CPU in an hour: a problem is hard because its chain is long (each
-operand must be found in the question and each step can slip), not because
-one step is beyond the model. Problems are a pure function of
-the split and seed. The split of a question is fixed by a hash of its text, so
-train, dev and test never share a problem whatever their sizes.
+
+The input class: a start value from 0 to 999, then 1 to 8 operations, each
+"Add N." or "Subtract N." with N from 0 to 99, or "Multiply by N." with N
+from 0 to 9, such that every value along the chain stays within 0..999.
+Difficulty has three knobs: the number of operations, the largest digit count
+of the added and subtracted operands (1 or 2; within a problem each operand
+has 1 to that many digits, and the start value up to one digit more), and
+whether the chain multiplies. Every single step is small enough for a
+3M-parameter model to learn on a CPU in an hour: a problem is hard because its
+chain is long and its steps carry, not because one step is beyond the model.
+Problems are a pure function of the split and seed. The split of a question is
+fixed by a hash of its text, so train, dev and test never share a problem
+whatever their sizes.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import random
+import re
 from dataclasses import asdict, dataclass
 
 from ponder.errors import ConfigError
@@ -36,15 +41,24 @@ from ponder.tasks.base import Problem, PromptFormat, Task
 SPLITS = ("train", "dev", "test")
 MAX_STEPS = 8
 MAX_VALUE = 999
-# Sequential revision (Snell et al. 2024): the policy writes a new solution after an earlier one.
-REVISION_TEMPLATE = "Problem: {question}\nAttempt:\n{attempt}\nRevision:\n"
+MAX_OPERAND = 99
+PROMPT = "Problem: {question}\nSolution:\n"
+# Sequential revision (Snell et al. 2024): after its solution, the policy is asked for a
+# revision, in which it checks the solution's steps and writes a corrected one after the
+# marker. The same words after a solution make budget forcing's hint.
+REVISION_MARKER = "Revision:"
+SOLUTION_MARKER = "Solution:\n"
+REVISION_TEMPLATE = PROMPT + "{attempt}\n" + REVISION_MARKER + "\n"
 STEP_SEPARATOR = "\n"
 ARITH_FORMAT = PromptFormat(
-    "Problem: {question}\nSolution:\n",
+    PROMPT,
     chat=False,
     revision=REVISION_TEMPLATE,
     step_separator=STEP_SEPARATOR,
+    hint=REVISION_MARKER,
+    final_marker=SOLUTION_MARKER,
 )
+VERBS = {"+": "Add {}.", "-": "Subtract {}.", "*": "Multiply by {}."}
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,13 +84,20 @@ GRID = tuple(
 )
 
 
-def _operand(rng: random.Random, digits: int) -> int:
+def _number(rng: random.Random, most_digits: int) -> int:
+    """A number of 1 to `most_digits` digits, each count equally likely (0 is a 1-digit one)."""
+    digits = rng.randint(1, most_digits)
     return rng.randint(0 if digits == 1 else 10 ** (digits - 1), 10**digits - 1)
+
+
+def apply(value: int, op: str, operand: int) -> int:
+    """One step of a chain."""
+    return {"+": value + operand, "-": value - operand, "*": value * operand}[op]
 
 
 def make_problem(rng: random.Random, difficulty: Difficulty) -> tuple[str, list[str], int]:
     """A question, its gold solution lines (answer line last) and its answer."""
-    value = _operand(rng, difficulty.digits)
+    value = _number(rng, difficulty.digits + 1)
     sentences, lines = [f"Start with {value}."], []
     for _ in range(difficulty.steps):
         choices = ["+", "-"] if value > 0 else ["+"]
@@ -84,20 +105,35 @@ def make_problem(rng: random.Random, difficulty: Difficulty) -> tuple[str, list[
             choices.append("*")
         op = rng.choice(choices)
         if op == "*":
-            operand = rng.randint(2, min(9, MAX_VALUE // value)) if value else rng.randint(2, 9)
+            # Mostly 2..9; now and then by 1 or 0, which a person may well type.
+            top = min(9, MAX_VALUE // value) if value else 9
+            operand = rng.randint(0, 1) if rng.random() < 0.08 else rng.randint(2, top)
         else:
-            operand = _operand(rng, difficulty.digits)
+            operand = _number(rng, difficulty.digits)
             if op == "+" and value + operand > MAX_VALUE:
                 op = "-"
             if op == "-" and operand > value:  # stay non-negative, without piling up zeros
                 operand = rng.randint(0, value)
-        result = {"+": value + operand, "-": value - operand, "*": value * operand}[op]
-        verb = {"+": "Add {}.", "-": "Subtract {}.", "*": "Multiply by {}."}[op]
-        sentences.append(verb.format(operand))
+        result = apply(value, op, operand)
+        sentences.append(VERBS[op].format(operand))
         lines.append(f"{value} {op} {operand} = {result}")
         value = result
     lines.append(f"The answer is {value}.")
     return " ".join(sentences), lines, value
+
+
+_START = re.compile(r"Start with (\d+)\.")
+_OPERATION = re.compile(r"(Add|Subtract|Multiply by) (\d+)\.")
+_OPS = {"Add": "+", "Subtract": "-", "Multiply by": "*"}
+
+
+def parse_question(question: str) -> tuple[int, list[tuple[str, int]]]:
+    """The start value and the operations (op, operand) an arith question states, in order."""
+    start = _START.match(question.strip())
+    if start is None:
+        raise ConfigError(f"not an arith question (it must begin 'Start with N.'): {question!r}")
+    operations = [(_OPS[verb], int(n)) for verb, n in _OPERATION.findall(question)]
+    return int(start.group(1)), operations
 
 
 def split_of(question: str) -> str:

@@ -40,6 +40,14 @@ class PromptFormat:
     fields; `None` means a generic instruction after the question.
     `step_separator` is the text between the model's reasoning steps when the
     format fixes one (the arith policy writes one step per line).
+    `hint` is what budget forcing appends when the model stops, for a model
+    trained to go on after it (the arith policy revises its solution after
+    "Revision:"); `None` leaves the strategy's own hint.
+    `final_marker` is what a model writes between its reasoning and its final
+    solution (the arith policy's revision checks the earlier steps, then writes
+    "Solution:" and a corrected solution): a candidate's steps are read after
+    the marker's last occurrence, so a verifier judges the solution, not the
+    reasoning before it.
     """
 
     template: str = "{question}"
@@ -47,6 +55,8 @@ class PromptFormat:
     system: str | None = None
     revision: str | None = None
     step_separator: str | None = None
+    hint: str | None = None
+    final_marker: str | None = None
 
     def __post_init__(self) -> None:
         if "{question}" not in self.template:
@@ -55,6 +65,16 @@ class PromptFormat:
             f in self.revision for f in ("{question}", "{attempt}")
         ):
             raise ConfigError("a revision template needs {question} and {attempt} fields")
+        if self.hint is not None and not self.hint.strip():
+            raise ConfigError("a prompt format's hint must not be blank")
+        if self.final_marker is not None and not self.final_marker.strip():
+            raise ConfigError("a prompt format's final marker must not be blank")
+
+    def final_part(self, text: str) -> str:
+        """The final solution in `text`: what follows the last `final_marker` (all without one)."""
+        if self.final_marker is None:
+            return text
+        return text.rpartition(self.final_marker)[2]
 
     @classmethod
     def of_folder(cls, folder: Path) -> PromptFormat | None:
@@ -132,9 +152,13 @@ class Task:
         return self.prompt_format.render(problem.question)
 
     def candidate(self, completion: Completion, prefix: str = "") -> Candidate:
-        """A completion, after a partial solution `prefix`, as a candidate with steps and answer."""
+        """A completion, after a partial solution `prefix`, as a candidate with steps and answer.
+
+        The steps are those of the final solution (`PromptFormat.final_part`).
+        """
         text = prefix + completion.text
-        steps = tuple(Step(s) for s in text.split(self.step_separator) if s.strip())
+        final = self.prompt_format.final_part(text)
+        steps = tuple(Step(s) for s in final.split(self.step_separator) if s.strip())
         return Candidate(
             text=text,
             steps=steps,
@@ -144,8 +168,10 @@ class Task:
         )
 
     def split_steps(self, text: str) -> tuple[str, ...]:
-        """The steps of a solution text: split at the separator, stripped, empty ones dropped."""
-        return tuple(s.strip() for s in text.split(self.step_separator) if s.strip())
+        """The steps of a solution text (its final part): split at the separator, stripped,
+        empty ones dropped."""
+        final = self.prompt_format.final_part(text)
+        return tuple(s.strip() for s in final.split(self.step_separator) if s.strip())
 
     def is_correct(self, answer: str | None, problem: Problem) -> bool:
         if problem.answer is None:
