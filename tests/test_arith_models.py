@@ -11,52 +11,36 @@ import pytest
 
 from ponder import Prompt, SamplingParams, run_sync
 from ponder.generators.transformers import TransformersGenerator
+from ponder.models.arith_checks import JUDGE_FORMAT, PRM_FORMAT
 from ponder.models.arith_policy import (
     PROMPT,
-    corrupt,
+    encode,
     examples,
     revision_examples,
     train,
     train_revisions,
 )
-from ponder.models.arith_prm import FORMAT as PRM_FORMAT
-from ponder.models.arith_prm import labelled_samples
-from ponder.models.arith_prm import train as train_prm
-from ponder.tasks.arith import GRID, make_problem, split_of
-from ponder.verifiers import CausalLMPRM, Solution
+from ponder.models.arith_verifier import encoder
+from ponder.models.arith_verifier import examples as verifier_examples
+from ponder.models.arith_verifier import train as train_verifier
+from ponder.tasks.arith import SOLUTION_MARKER, split_of
+from ponder.verifiers import CausalLMPRM, GenerativeVerifier, Solution, load_verifier
 
 
-def test_corrupted_attempts_are_wrong_but_consistent_after_the_error():
-    rng = random.Random(0)
-    for _ in range(200):
-        _, lines, answer = make_problem(rng, rng.choice(GRID))
-        attempt = corrupt(lines, rng)
-        assert len(attempt) == len(lines)
-        first_wrong = next(i for i, (a, g) in enumerate(zip(attempt, lines, strict=True)) if a != g)
-        assert first_wrong < len(lines) - 1, "a step is wrong, not only the answer line"
-        value = None
-        for line in attempt[first_wrong:-1]:
-            left, op, operand, _, result = line.split(" ")
-            if value is not None:
-                assert int(left) == value, "later steps continue from the wrong value"
-                ops = {
-                    "+": value + int(operand),
-                    "-": value - int(operand),
-                    "*": value * int(operand),
-                }
-                assert int(result) == ops[op]
-            value = int(result)
-        assert attempt[-1] == f"The answer is {value}."
-        assert value != answer, "+c, -c and *k (k >= 2) carry the error to the answer"
+def question_of(text: str) -> str:
+    return text.split("\n")[0].removeprefix("Problem: ")
 
 
 def test_training_examples_come_from_the_train_split_only():
-    pairs = list(itertools.islice(examples(random.Random(1)), 2000))
-    questions = [p.split("\n")[0].removeprefix("Problem: ") for p, _ in pairs]
-    assert all(split_of(q) == "train" for q in questions)
-    revisions = [p for p, _ in pairs if "\nAttempt:\n" in p]
-    assert 0.15 < len(revisions) / len(pairs) < 0.35
-    assert sum(p.startswith("Problem: ") and p.endswith("Solution:\n") for p, _ in pairs) > 1000
+    items = list(itertools.islice(examples(random.Random(1), revisions=0.25), 2000))
+    assert all(split_of(question_of(text)) == "train" for text, _ in items)
+    revisions = [text for text, _ in items if "\nRevision:\n" in text]
+    assert 0.18 < len(revisions) / len(items) < 0.32
+    solutions = [text for text, _ in items if "\nRevision:\n" not in text]
+    assert all(text.startswith("Problem: ") for text in solutions)
+    for text, spans in items[:200]:  # the model writes what follows its prompt, to the end
+        marker = "Revision:\n" if "\nRevision:\n" in text else "Solution:\n"
+        assert spans == [(text.rindex(marker) + len(marker), -1)]
 
 
 @pytest.fixture(scope="module")
@@ -64,6 +48,19 @@ def briefly_trained_policy(tmp_path_factory):
     out = tmp_path_factory.mktemp("models") / "policy"
     train(out, steps=2, seed=0, batch=4)
     return out
+
+
+def test_labels_cover_what_the_model_writes_and_its_end(briefly_trained_policy):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(briefly_trained_policy)
+    prompt = PROMPT.format(question="Start with 3. Add 4.")
+    ids, labels = encode(tokenizer, (prompt + "3 + 4 = 7\nThe answer is 7.", [(len(prompt), -1)]))
+    written = [i for i, label in zip(ids, labels, strict=True) if label != -100]
+    assert tokenizer.decode(written[:-1]) == "3 + 4 = 7\nThe answer is 7."
+    assert written[-1] == tokenizer.eos_token_id
+    prompt_ids = tokenizer(prompt).input_ids
+    assert ids[: len(prompt_ids)] == prompt_ids, "the prompt tokenizes as it will at inference"
 
 
 def test_the_training_command_writes_a_loadable_model(briefly_trained_policy):
@@ -76,17 +73,20 @@ def test_the_training_command_writes_a_loadable_model(briefly_trained_policy):
 
 
 def test_the_revision_phase_mixes_own_attempts_with_phase_one_examples():
-    question, gold = "Start with 3. Add 4.", "3 + 4 = 7\nThe answer is 7."
-    attempts = [
-        (question, gold, "3 + 4 = 8\nThe answer is 8.", False),
-        (question, gold, "3 + 4 = 7\nThe answer is 7.", True),
-    ]
-    pairs = list(itertools.islice(revision_examples(attempts, random.Random(0)), 2000))
-    own_wrong = sum("Attempt:\n3 + 4 = 8\n" in p and c == gold for p, c in pairs) / len(pairs)
-    own_right = sum("Attempt:\n3 + 4 = 7\n" in p and c == gold for p, c in pairs) / len(pairs)
-    assert 0.45 < own_wrong < 0.55
-    assert 0.07 < own_right < 0.13
-    assert all(split_of(p.split("\n")[0].removeprefix("Problem: ")) == "train" for p, _ in pairs)
+    question, gold = "Start with 3. Add 4.", ["3 + 4 = 7", "The answer is 7."]
+    attempts = [(question, gold, ["3 + 4 = 8", "The answer is 8."]), (question, gold, gold)]
+    items = list(itertools.islice(revision_examples(attempts, random.Random(0)), 2000))
+    own_wrong = sum(
+        "Solution:\n3 + 4 = 8\nThe answer is 8.\nRevision:\n" in text for text, _ in items
+    )
+    own_right = sum(
+        "Solution:\n3 + 4 = 7\nThe answer is 7.\nRevision:\n" in text for text, _ in items
+    )
+    assert 0.45 < own_wrong / len(items) < 0.55
+    assert 0.07 < own_right / len(items) < 0.13
+    revised = next(text for text, _ in items if "is 8.\nRevision:\n" in text)
+    assert revised.endswith(SOLUTION_MARKER + "\n".join(gold)), "the revision ends right"
+    assert "= 7 -> 3 + 4 = 8 ки-" in revised, "the check comes before the step it judges"
 
 
 def test_the_revision_phase_fine_tunes_the_policy_in_place(briefly_trained_policy, tmp_path):
@@ -101,22 +101,39 @@ def test_the_revision_phase_fine_tunes_the_policy_in_place(briefly_trained_polic
     assert (out / "ponder_prompt.json").is_file()
 
 
-def test_prm_samples_are_labelled_by_the_checker(briefly_trained_policy):
-    data = labelled_samples(briefly_trained_policy, problems=3, samples=4, seed=0, max_tokens=24)
-    assert data, "an untrained policy still writes something"
-    for solution, labels in data:
-        assert len(labels) == len(solution.steps)
-        assert labels == sorted(labels, reverse=True), "once wrong, a solution stays wrong"
+def test_verifier_examples_label_checks_verdicts_and_prm_tags(briefly_trained_policy):
+    from transformers import AutoTokenizer
 
-
-def test_the_prm_training_command_writes_a_prm_that_scores_steps(briefly_trained_policy, tmp_path):
-    out = tmp_path / "prm"
-    train_prm(
-        out, briefly_trained_policy, problems=3, samples=4, steps=2, seed=0, batch=4, max_tokens=24
+    tokenizer = AutoTokenizer.from_pretrained(briefly_trained_policy)
+    gold = ["3 + 4 = 7", "The answer is 7."]
+    judge_ids, judge_labels = encoder(tokenizer)(("Start with 3. Add 4.", gold, gold, False))
+    written = tokenizer.decode(
+        [i for i, lab in zip(judge_ids, judge_labels, strict=True) if lab != -100]
     )
-    prm = CausalLMPRM(out)
-    assert prm.format == PRM_FORMAT
+    assert "3+4: 3+4=7 = 7 ->" in written, "the check and its cue are written"
+    assert "3 + 4 = 7" not in written, "the steps are given, not written"
+    wrong = ["3 + 4 = 8", "The answer is 8."]
+    _, prm_labels = encoder(tokenizer)(("Start with 3. Add 4.", gold, wrong, True))
+    labelled = [lab for lab in prm_labels if lab != -100]
+    assert len(labelled) == 2, "one label per step, read at its tag"
+    assert len(set(labelled)) == 1, "a wrong first step: both steps wrong so far"
+    items = list(itertools.islice(verifier_examples([], random.Random(0)), 500))
+    assert 0.1 < sum(prm for *_, prm in items) / len(items) < 0.3
+
+
+def test_the_verifier_training_command_writes_a_judge_that_is_also_a_prm(
+    briefly_trained_policy, tmp_path
+):
+    out = tmp_path / "verifier"
+    train_verifier(out, briefly_trained_policy, steps=2, problems=3, samples=2, seed=0, batch=4)
+    judge = load_verifier(out)
+    assert isinstance(judge, GenerativeVerifier) and judge.format == JUDGE_FORMAT
+    prm = load_verifier(out, kind="prm")
+    assert isinstance(prm, CausalLMPRM) and prm.format == PRM_FORMAT
     solution = Solution("Start with 3. Add 4.", ("3 + 4 = 7", "The answer is 7."))
-    [verdict] = run_sync(prm.score([solution]))
-    assert len(verdict.step_scores) == 2
-    assert all(0 <= s <= 1 for s in verdict.step_scores)
+    for verifier in (judge, prm):
+        [verdict] = run_sync(verifier.score([solution]))
+        assert len(verdict.step_scores) == 2
+        assert all(0 <= s <= 1 for s in verdict.step_scores)
+    record = json.loads((out / "training_log.json").read_text())
+    assert record["steps"] == 2 and record["policy_solutions"] >= 1

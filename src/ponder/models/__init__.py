@@ -1,8 +1,8 @@
 """Model folders ponder makes itself, and where the committed ones live.
 
-The embedded default is a policy and a PRM trained here on the `arith` task
-(`ponder.models.arith_policy`, `ponder.models.arith_prm`) and shipped with the
-package as ordinary Hugging Face folders, each with its MODEL_CARD.md. The
+The embedded default is a policy and a verifier trained here on the `arith` task
+(`ponder.models.arith_policy`, `ponder.models.arith_verifier`) and shipped with
+the package as ordinary Hugging Face folders, each with its MODEL_CARD.md. The
 tiny placeholder model (`ponder.models.tiny`) is built by the tests for chat
 prompts, which the arith models do not use.
 """
@@ -15,14 +15,15 @@ from pathlib import Path
 from ponder.errors import ModelLoadError
 
 EMBEDDED_POLICY = "arith-policy"
-EMBEDDED_PRM = "arith-prm"
+EMBEDDED_VERIFIER = "arith-verifier"
 
 
 def embedded(name: str) -> Path:
-    """The folder of a model shipped with ponder: "arith-policy" or "arith-prm"."""
-    if name not in (EMBEDDED_POLICY, EMBEDDED_PRM):
+    """The folder of a model shipped with ponder: "arith-policy" or "arith-verifier"."""
+    if name not in (EMBEDDED_POLICY, EMBEDDED_VERIFIER):
         raise ModelLoadError(
-            f"no embedded model {name!r}; ponder ships {EMBEDDED_POLICY!r} and {EMBEDDED_PRM!r}"
+            f"no embedded model {name!r}; "
+            f"ponder ships {EMBEDDED_POLICY!r} and {EMBEDDED_VERIFIER!r}"
         )
     folder = Path(str(resources.files(__package__) / name))
     if not (folder / "config.json").is_file():
@@ -35,6 +36,7 @@ def embedded_policy() -> Path:
     return embedded(EMBEDDED_POLICY)
 
 
-def embedded_prm() -> Path:
-    """The embedded arith PRM's folder (the default verifier)."""
-    return embedded(EMBEDDED_PRM)
+def embedded_verifier() -> Path:
+    """The embedded arith verifier's folder (the default verifier: a generative judge that
+    also reads as a PRM)."""
+    return embedded(EMBEDDED_VERIFIER)

@@ -1,16 +1,23 @@
 """Train the embedded arith policy: a small Llama that solves arith problems and revises attempts.
 
-    python -m ponder.models.arith_policy OUT_DIR [--steps 2600] [--revision-steps 600] [--seed 0]
+    python -m ponder.models.arith_policy OUT_DIR [--steps 2600] [--revision-steps 800] [--seed 0]
+
+(`--steps 0` skips phase 1, for a folder it already trained; `--revision-steps 0`, phase 2.)
 
 Training data comes from the arith train split only (never dev or test), in two
-phases. Phase 1 trains a fresh model on examples generated on the fly: three in
-four are a problem and its gold solution; one in four is a revision: the
-problem, an earlier attempt and the gold solution after it, the attempt mostly
-a synthetic wrong one (one step's result a near miss, later steps computed
-from it) and otherwise right (to be copied). Phase 2 (`train_revisions`) has
-the phase-1 model sample train problems and fine-tunes it to write the gold
-solution after its *own* attempts, mixed with phase-1 examples. Loss is on the
-solution only. Everything is seeded; the log of losses goes beside the weights.
+phases. Phase 1 trains a fresh model on problems and their gold solutions,
+generated on the fly, written at once, a line per step: the policy solves in
+its head, as it is meant to (its slips are what test-time compute repairs).
+Phase 2 (`train_revisions`) teaches it to revise: after a solution and the
+marker "Revision:", the policy checks the solution's steps one by one, digit by
+digit (`ponder.models.arith_checks`), each check written before it copies the
+step it checks, up to the first step that fails; then it writes "Solution:" and
+the right solution. A revision thus has compute of its own and cannot copy the
+slip it is fixing. The attempts revised are the phase-1 model's own samples of
+train problems (as Snell et al. 2024 train their revision model) and synthetic
+ones with the kinds of slips it makes (mostly a carry: a result off by ten),
+mixed with phase-1 examples. Loss is on what the policy writes only.
+Everything is seeded; the log of losses goes beside the weights.
 """
 
 from __future__ import annotations
@@ -25,47 +32,47 @@ from pathlib import Path
 from typing import Any
 
 from ponder.generators.base import SamplingParams
+from ponder.models.arith_checks import TAG, Example, judge_text, revision_target
 from ponder.models.export import store_bfloat16
 from ponder.models.tiny import llama_config
 from ponder.models.tokenizer import train_sentencepiece
 from ponder.tasks.arith import (
     ARITH_FORMAT,
     GRID,
+    MAX_VALUE,
+    PROMPT,
     REVISION_TEMPLATE,
+    apply,
     arith_problems,
-    integer_grader,
     make_problem,
+    parse_question,
     split_of,
 )
 from ponder.tasks.base import Problem
-from ponder.tasks.extract import extract_answer
 
-PROMPT = ARITH_FORMAT.template
 VOCAB_SIZE = 384
-# The step tag of Math-Shepherd-style PRMs: one token, so the PRM (fine-tuned from this policy,
-# with its tokenizer) can be scored at each step's end.
-STEP_TAG = "ки"
+CONTEXT = 1024  # the models' positions; a longer example is dropped
+Encoded = tuple[list[int], list[int]]  # token ids and labels (-100: not learned)
+
+# The first wrong line of the policy's own samples, by kind (measured on the arith test split,
+# 200 problems x 16 samples of the previous policy): 62% a result off by ten (a carry), 23%
+# another result, 7% the wrong operation, 4% off by a hundred; the rest rare.
+SLIPS = (
+    ("carry", 0.55),
+    ("digit", 0.20),
+    ("hundred", 0.05),
+    ("one", 0.03),
+    ("operation", 0.08),
+    ("carried_value", 0.03),
+    ("operand", 0.02),
+    ("early_answer", 0.02),
+    ("skipped_step", 0.01),
+    ("extra_step", 0.01),
+)
 
 
-def corrupt(lines: list[str], rng: random.Random) -> list[str]:
-    """`lines` with one step's result wrong and the steps after it computed from it."""
-    steps = [line.split(" ") for line in lines[:-1]]  # "a op b = c"
-    k = rng.randrange(len(steps))
-    value = int(steps[k][0])
-    out = [" ".join(s) for s in steps[:k]]
-    for i, (_, op, operand, _, result) in enumerate(steps[k:]):
-        right = {"+": value + int(operand), "-": value - int(operand), "*": value * int(operand)}[
-            op
-        ]
-        if i == 0:
-            right = _near_miss(int(result), rng)
-        out.append(f"{value} {op} {operand} = {right}")
-        value = right
-    out.append(f"The answer is {value}.")
-    return out
-
-
-def _near_miss(value: int, rng: random.Random) -> int:
+def near_miss(value: int, rng: random.Random) -> int:
+    """`value` with one digit changed (never a leading zero), staying non-negative."""
     digits = list(str(value))
     position = rng.randrange(len(digits))
     choices = [d for d in "0123456789" if d != digits[position]]
@@ -75,40 +82,133 @@ def _near_miss(value: int, rng: random.Random) -> int:
     return int("".join(digits))
 
 
-def examples(rng: random.Random) -> Iterator[tuple[str, str]]:
-    """(prompt, completion) pairs from the train split, forever."""
+def _slipped(value: int, op: str, operand: int, kind: str, rng: random.Random) -> str:
+    """The line for `value op operand` with a slip of `kind`."""
+    result = apply(value, op, operand)
+    if kind == "operation":
+        op = rng.choice([o for o in "+-*" if o != op])
+        wrong = apply(value, op, operand)
+        return f"{value} {op} {operand} = {wrong if 0 <= wrong <= MAX_VALUE else result + 10}"
+    if kind == "carried_value":
+        value = near_miss(value, rng)
+        return f"{value} {op} {operand} = {max(apply(value, op, operand), 0)}"
+    if kind == "operand":
+        operand = near_miss(operand, rng)
+        return f"{value} {op} {operand} = {max(apply(value, op, operand), 0)}"
+    shift = {"carry": 10, "hundred": 100, "one": 1}.get(kind)
+    wrong = result + rng.choice((-shift, shift)) if shift else near_miss(result, rng)
+    if wrong < 0 or wrong == result:
+        wrong = near_miss(result, rng)
+    return f"{value} {op} {operand} = {wrong}"
+
+
+def synthetic_attempt(question: str, rng: random.Random, slip_rate: float = 0.07) -> list[str]:
+    """A wrong solution of `question` with the policy's kinds of slips: the first at a random
+    line, later ones at `slip_rate` per line; every line carries on from the one before."""
+    start, operations = parse_question(question)
+    first = rng.randrange(len(operations) + 1)
+    kinds, weights = zip(*SLIPS, strict=True)
+    lines: list[str] = []
+    value, i = start, 0
+    while i <= len(operations):
+        slip = i == first or (i > first and rng.random() < slip_rate)
+        if i == len(operations):  # the answer line: a wrong value, or one line too many
+            extra = slip and rng.random() < 0.3
+            if extra:
+                lines.append(f"{value} + {rng.randint(0, 99)} = {value}")
+            answer = near_miss(value, rng) if slip and not extra else value
+            lines.append(f"The answer is {answer}.")
+            break
+        op, operand = operations[i]
+        line = f"{value} {op} {operand} = {apply(value, op, operand)}"
+        if slip:
+            kind = rng.choices(kinds, weights)[0]
+            if kind == "early_answer":
+                lines.append(f"The answer is {value}.")
+                break
+            if kind == "skipped_step" and i + 1 < len(operations):
+                i += 1
+                op, operand = operations[i]
+                line = f"{value} {op} {operand} = {max(apply(value, op, operand), 0)}"
+            elif kind in ("skipped_step", "extra_step"):
+                line = _slipped(value, op, operand, "carry", rng)
+            else:
+                line = _slipped(value, op, operand, kind, rng)
+        lines.append(line)
+        value = int(line.rsplit(" ", 1)[1])
+        i += 1
+    return lines
+
+
+def solve_example(question: str, gold: list[str]) -> Example:
+    prompt = PROMPT.format(question=question)
+    return prompt + "\n".join(gold), [(len(prompt), -1)]
+
+
+def revision_example(
+    question: str, attempt: list[str], gold: list[str], earlier: str = ""
+) -> Example:
+    """The policy's revision of `attempt`; `earlier` is revision text already in the context
+    (budget forcing revises again after a revision)."""
+    prompt = REVISION_TEMPLATE.format(question=question, attempt=earlier + "\n".join(attempt))
+    return prompt + revision_target(question, attempt, gold), [(len(prompt), -1)]
+
+
+def examples(rng: random.Random, revisions: float) -> Iterator[Example]:
+    """Phase 1's examples from the train split, forever: solutions and, at the rate
+    `revisions`, revisions of synthetic attempts (70% wrong, 30% right)."""
     while True:
-        question, lines, _ = make_problem(rng, rng.choice(GRID))
+        question, gold, _ = make_problem(rng, rng.choice(GRID))
         if split_of(question) != "train":
             continue
-        gold = "\n".join(lines)
-        if rng.random() < 0.75:
-            yield PROMPT.format(question=question), gold
-        else:
-            attempt = corrupt(lines, rng) if rng.random() < 0.7 else lines
-            yield REVISION_TEMPLATE.format(question=question, attempt="\n".join(attempt)), gold
+        if rng.random() >= revisions:
+            yield solve_example(question, gold)
+            continue
+        attempt = synthetic_attempt(question, rng) if rng.random() < 0.7 else gold
+        earlier = ""
+        short = len(gold) <= 5  # two revisions of a long chain would not fit the context
+        if short and rng.random() < 0.2:  # a revision after a revision, as budget forcing asks
+            first = synthetic_attempt(question, rng)
+            earlier = "\n".join(first) + "\nRevision:\n" + revision_target(question, first, gold)
+            earlier = earlier.rpartition("Solution:\n")[0] + "Solution:\n"
+        yield revision_example(question, attempt, gold, earlier)
 
 
 def build_tokenizer(out: Path, seed: int) -> Any:
+    """The tokenizer both embedded models share, trained on what they read and write."""
     from transformers import AutoTokenizer
 
     rng = random.Random(seed)
-    stream = examples(rng)
-    texts = (p + c for p, c in (next(stream) for _ in range(4000)))
-    train_sentencepiece(out, texts, VOCAB_SIZE, user_symbols=(STEP_TAG,))
+    stream = examples(rng, revisions=0.5)
+    texts = [next(stream)[0] for _ in range(3000)]
+    for _ in range(1000):
+        question, _, _ = make_problem(rng, rng.choice(GRID))
+        texts.append(judge_text(question, synthetic_attempt(question, rng))[0])
+    train_sentencepiece(out, texts, VOCAB_SIZE, user_symbols=(TAG,))
     return AutoTokenizer.from_pretrained(out)
 
 
-def _batches(
-    stream: Iterator[tuple[str, str]], tokenizer: Any, batch: int, rng: random.Random, pool: int = 8
+def encode(tokenizer: Any, example: Example) -> Encoded:
+    """Token ids of an example's text (plus EOS) and its labels: -100 outside the spans the
+    model writes; a span that ends at -1 runs to the end of the text and its EOS."""
+    text, spans = example
+    spans = [(start, len(text) + 1 if end < 0 else end) for start, end in spans]
+    encoded = tokenizer(text, return_offsets_mapping=True)
+    ids = [*encoded.input_ids, tokenizer.eos_token_id]
+    offsets = [*encoded.offset_mapping, (len(text), len(text) + 1)]
+    labels = [
+        token if any(start <= begin < end for start, end in spans) else -100
+        for token, (begin, _) in zip(ids, offsets, strict=True)
+    ]
+    return ids, labels
+
+
+def batches(
+    stream: Iterator[Encoded], batch: int, rng: random.Random, pool: int = 8
 ) -> Iterator[tuple[list[list[int]], list[list[int]]]]:
-    """Token ids and labels (-100 on the prompt) in batches of similar lengths, to pad little."""
+    """Encoded examples in batches of similar lengths, to pad little."""
     while True:
-        encoded = []
-        for prompt, completion in (next(stream) for _ in range(batch * pool)):
-            p = tokenizer(prompt).input_ids
-            c = [*tokenizer(completion, add_special_tokens=False).input_ids, tokenizer.eos_token_id]
-            encoded.append((p + c, [-100] * len(p) + c))
+        encoded = [e for e in (next(stream) for _ in range(batch * pool)) if len(e[0]) <= CONTEXT]
         encoded.sort(key=lambda pair: len(pair[0]))
         groups = [encoded[i : i + batch] for i in range(0, len(encoded), batch)]
         rng.shuffle(groups)
@@ -116,10 +216,10 @@ def _batches(
             yield [ids for ids, _ in group], [labels for _, labels in group]
 
 
-def _fit(
+def fit(
     model: Any,
     tokenizer: Any,
-    batches: Iterator[tuple[list[list[int]], list[list[int]]]],
+    stream: Iterator[tuple[list[list[int]], list[list[int]]]],
     *,
     steps: int,
     lr: float,
@@ -140,7 +240,7 @@ def _fit(
     start = time.monotonic()
     model.train()
     for step in range(steps):
-        ids, labels = next(batches)
+        ids, labels = next(stream)
         width = max(len(x) for x in ids)
         input_ids = torch.tensor([x + [tokenizer.pad_token_id] * (width - len(x)) for x in ids])
         target = torch.tensor([y + [-100] * (width - len(y)) for y in labels])
@@ -164,8 +264,18 @@ def _fit(
     return log
 
 
-def train(out_dir: Path, *, steps: int, seed: int, batch: int = 32, lr: float = 1.5e-3) -> None:
-    """Phase 1: a fresh model on gold solutions and revisions of synthetic wrong attempts."""
+def train(
+    out_dir: Path,
+    *,
+    steps: int,
+    seed: int,
+    batch: int = 32,
+    lr: float = 1.5e-3,
+    revisions: float = 0.0,
+) -> None:
+    """Phase 1: a fresh model on gold solutions (and, at the rate `revisions`, revisions of
+    synthetic attempts: off by default, as a revision is three times a solution's length and
+    phase 2 teaches revising on the policy's own attempts)."""
     import torch
     from transformers import LlamaForCausalLM
 
@@ -173,11 +283,18 @@ def train(out_dir: Path, *, steps: int, seed: int, batch: int = 32, lr: float = 
     start = time.monotonic()
     out_dir.mkdir(parents=True, exist_ok=True)
     tokenizer = build_tokenizer(out_dir, seed)
-    tokenizer.padding_side = "right"
     config = llama_config(tokenizer, hidden=256, layers=4, heads=4, kv_heads=4, ffn=688)
     model = LlamaForCausalLM(config)
-    batches = _batches(examples(random.Random(seed + 1)), tokenizer, batch, random.Random(seed + 2))
-    log = _fit(model, tokenizer, batches, steps=steps, lr=lr, warmup=100, weight_decay=0.1)
+    stream = (encode(tokenizer, e) for e in examples(random.Random(seed + 1), revisions))
+    log = fit(
+        model,
+        tokenizer,
+        batches(stream, batch, random.Random(seed + 2)),
+        steps=steps,
+        lr=lr,
+        warmup=100,
+        weight_decay=0.1,
+    )
     model.save_pretrained(out_dir)
     store_bfloat16(out_dir)
     ARITH_FORMAT.save(out_dir)  # so that ponder prompts it the way it was trained
@@ -187,10 +304,10 @@ def train(out_dir: Path, *, steps: int, seed: int, batch: int = 32, lr: float = 
         "seed": seed,
         "batch": batch,
         "lr": lr,
+        "revisions": revisions,
         "minutes": minutes,
-        "log": log,
     }
-    (out_dir / "training_log.json").write_text(json.dumps(record, indent=1))
+    (out_dir / "training_log.json").write_text(json.dumps({**record, "log": log}, indent=1))
 
 
 def sample_solutions(
@@ -211,34 +328,35 @@ def sample_solutions(
 
 def own_attempts(
     folder: Path, *, problems: int, samples: int, seed: int
-) -> list[tuple[str, str, str, bool]]:
-    """(question, gold solution, attempt, right) for the policy's own samples of train problems."""
+) -> list[tuple[str, list[str], list[str]]]:
+    """(question, gold lines, attempt lines) for the policy's own samples of train problems."""
     chosen = arith_problems("train", problems, seed=seed + 7)
     solutions = sample_solutions(folder, chosen, samples=samples, seed=seed + 7, max_tokens=256)
     attempts = []
     for problem, texts in zip(chosen, solutions, strict=True):
-        gold = str(problem.metadata["solution"])
+        gold = str(problem.metadata["solution"]).split("\n")
         for text in texts:
-            right = integer_grader(extract_answer(text), str(problem.answer))
-            attempts.append((problem.question, gold, text, right))
+            attempt = [line.strip() for line in text.split("\n") if line.strip()]
+            attempts.append((problem.question, gold, attempt))
     return attempts
 
 
 def revision_examples(
-    attempts: list[tuple[str, str, str, bool]], rng: random.Random
-) -> Iterator[tuple[str, str]]:
-    """Phase 2's mix, forever: 4 in 10 phase-1 examples (so solving is not forgotten),
-    5 in 10 revisions of the policy's own wrong attempts, 1 in 10 of its own right ones."""
-    base = examples(rng)
-    wrong = [a for a in attempts if not a[3]]
-    right = [a for a in attempts if a[3]]
+    attempts: list[tuple[str, list[str], list[str]]], rng: random.Random
+) -> Iterator[Example]:
+    """Phase 2's mix, forever: 4 in 10 examples as phase 1 makes them with a quarter of
+    revisions of synthetic attempts (so solving is not forgotten and every kind of slip is
+    seen), 5 in 10 revisions of the policy's own wrong attempts, 1 in 10 of its right ones."""
+    base = examples(rng, revisions=0.25)
+    wrong = [a for a in attempts if a[2] != a[1]]
+    right = [a for a in attempts if a[2] == a[1]]
     while True:
         r = rng.random()
         if r < 0.4 or not wrong or not right:
             yield next(base)
             continue
-        question, gold, attempt, _ = rng.choice(wrong if r < 0.9 else right)
-        yield REVISION_TEMPLATE.format(question=question, attempt=attempt), gold
+        question, gold, attempt = rng.choice(wrong if r < 0.9 else right)
+        yield revision_example(question, attempt, gold)
 
 
 def train_revisions(
@@ -249,16 +367,14 @@ def train_revisions(
     problems: int = 3000,
     samples: int = 4,
     batch: int = 32,
-    lr: float = 3e-4,
+    lr: float = 1e-3,
 ) -> None:
-    """Phase 2: fine-tune the phase-1 policy in `out_dir` to revise its *own* wrong attempts.
+    """Phase 2: fine-tune the phase-1 policy in `out_dir` to revise its *own* attempts.
 
-    Phase 1's synthetic attempts have one kind of error (a near-miss result);
-    the policy's own are of other kinds too (a wrong operand copied from the
-    question, a dropped step), and a model that learned to copy an attempt up to
-    a near miss copies those. So, as Snell et al. (2024) train their revision
-    model on the policy's own samples, the policy samples train problems and
-    learns to write the gold solution after its own attempts.
+    Phase 1's synthetic slips follow the kinds the policy makes, not where it
+    makes them (the steps that carry, the long chains); as Snell et al. (2024)
+    train their revision model on the policy's own samples, the policy samples
+    train problems and learns to revise its own attempts.
     """
     import torch
     from transformers import AutoTokenizer, LlamaForCausalLM
@@ -268,11 +384,17 @@ def train_revisions(
     attempts = own_attempts(out_dir, problems=problems, samples=samples, seed=seed)
     sampled = (time.monotonic() - start) / 60
     tokenizer = AutoTokenizer.from_pretrained(out_dir)
-    tokenizer.padding_side = "right"
     model = LlamaForCausalLM.from_pretrained(out_dir, dtype=torch.float32)
-    stream = revision_examples(attempts, random.Random(seed + 3))
-    batches = _batches(stream, tokenizer, batch, random.Random(seed + 4))
-    log = _fit(model, tokenizer, batches, steps=steps, lr=lr, warmup=50, weight_decay=0.1)
+    stream = (encode(tokenizer, e) for e in revision_examples(attempts, random.Random(seed + 3)))
+    log = fit(
+        model,
+        tokenizer,
+        batches(stream, batch, random.Random(seed + 4)),
+        steps=steps,
+        lr=lr,
+        warmup=100,
+        weight_decay=0.1,
+    )
     model.save_pretrained(out_dir)
     store_bfloat16(out_dir)
     path = out_dir / "training_log.json"
@@ -283,7 +405,7 @@ def train_revisions(
         "problems": problems,
         "samples": samples,
         "attempts": len(attempts),
-        "wrong_attempts": sum(not a[3] for a in attempts),
+        "wrong_attempts": sum(a[2] != a[1] for a in attempts),
         "batch": batch,
         "lr": lr,
         "sampling_minutes": sampled,
@@ -296,11 +418,14 @@ def train_revisions(
 def main() -> None:
     parser = argparse.ArgumentParser(description="Train the embedded arith policy.")
     parser.add_argument("out", type=Path)
-    parser.add_argument("--steps", type=int, default=2600, help="phase 1 steps")
-    parser.add_argument("--revision-steps", type=int, default=600, help="phase 2 steps (0: none)")
+    parser.add_argument(
+        "--steps", type=int, default=2600, help="phase 1 steps (0: phase 1 is in OUT already)"
+    )
+    parser.add_argument("--revision-steps", type=int, default=800, help="phase 2 steps (0: none)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    train(args.out, steps=args.steps, seed=args.seed)
+    if args.steps:  # 0: phase 1 is done in OUT_DIR already; go on with phase 2
+        train(args.out, steps=args.steps, seed=args.seed)
     if args.revision_steps:
         train_revisions(args.out, steps=args.revision_steps, seed=args.seed)
 

@@ -1,0 +1,186 @@
+"""Train the embedded arith verifier: a small Llama that checks each step before its verdict.
+
+    python -m ponder.models.arith_verifier OUT_DIR --policy POLICY_DIR [--steps 1500]
+        [--problems 3000] [--samples 4] [--seed 0]
+
+The verifier reads a solution step by step; before each step it writes a
+check (the step that should come next, redone digit by digit,
+`ponder.models.arith_checks`) and the cue `->`; after the step and the tag
+`ки` it writes a verdict, `+` or `-`: whether the step is the line its check
+arrived at. `ponder.verifiers.GenerativeVerifier` reads it so
+(`ponder_judge.json`). The same model also reads the Math-Shepherd layout, a
+tag after each step and no check (`ponder_prm.json`, through
+`ponder.verifiers.CausalLMPRM`): one forward pass, so it judges in its head and
+does worse, which is the point of showing it.
+
+Data, all from the arith train split: solutions the policy samples at
+temperature 1.0 (its real slips) and synthetic attempts with the same kinds
+of slips, half each; one in five texts is in the PRM layout, labelled right
+so far. Labels are exact: a step is right when it is the line that should
+follow the one before it. The model is four times smaller than the policy: it
+needs no more, since every token of a check is a single-digit operation or a
+copy, and its checks then cost a quarter of the policy's FLOPs per token.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from ponder.models.arith_checks import JUDGE_FORMAT, PRM_FORMAT, judge_text
+from ponder.models.arith_policy import (
+    Encoded,
+    batches,
+    encode,
+    fit,
+    sample_solutions,
+    synthetic_attempt,
+)
+from ponder.models.export import store_bfloat16
+from ponder.models.tiny import llama_config
+from ponder.tasks.arith import GRID, arith_problems, make_problem, split_of, step_labels
+from ponder.tasks.base import Problem
+from ponder.verifiers.base import Solution
+from ponder.verifiers.prm import label_token_ids
+
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "tokenizer_config.json")
+
+
+def policy_solutions(
+    policy: Path, *, problems: int, samples: int, seed: int
+) -> list[tuple[str, list[str], list[str]]]:
+    """(question, gold lines, solution lines) for the policy's distinct samples of train
+    problems."""
+    chosen = arith_problems("train", problems, seed=seed + 11)
+    texts = sample_solutions(policy, chosen, samples=samples, seed=seed + 11, max_tokens=256)
+    return [
+        (
+            problem.question,
+            str(problem.metadata["solution"]).split("\n"),
+            [line.strip() for line in text.split("\n") if line.strip()],
+        )
+        for problem, solutions in zip(chosen, texts, strict=True)
+        for text in solutions
+    ]
+
+
+def examples(
+    owned: list[tuple[str, list[str], list[str]]], rng: random.Random, prm_share: float = 0.2
+) -> Iterator[tuple[str, list[str], list[str], bool]]:
+    """(question, gold, solution, in the PRM layout?) forever: half the policy's own
+    solutions, half synthetic attempts (70% with slips, 30% right)."""
+    while True:
+        if owned and rng.random() < 0.5:
+            question, gold, steps = rng.choice(owned)
+        else:
+            question, gold, _ = make_problem(rng, rng.choice(GRID))
+            if split_of(question) != "train":
+                continue
+            steps = synthetic_attempt(question, rng) if rng.random() < 0.7 else gold
+        yield question, gold, steps, rng.random() < prm_share
+
+
+def encoder(tokenizer: Any) -> Callable[[tuple[str, list[str], list[str], bool]], Encoded]:
+    """Token ids and labels of an example: in the judge layout, the checks and verdicts the
+    model writes; in the PRM layout, the label token at each tag, right so far."""
+    good, bad = label_token_ids(tokenizer, PRM_FORMAT)
+
+    def encoded(item: tuple[str, list[str], list[str], bool]) -> Encoded:
+        question, gold, steps, prm = item
+        if not prm:
+            return encode(tokenizer, judge_text(question, steps))
+        text, ends = PRM_FORMAT.render(Solution(question, tuple(steps)))
+        problem = Problem("train", question, metadata={"solution": "\n".join(gold)})
+        rows = tokenizer(text, return_offsets_mapping=True)
+        ids = list(rows.input_ids)
+        labels = [-100] * len(ids)
+        for end, right in zip(ends, step_labels(problem, "\n".join(steps)), strict=True):
+            tag = next(i for i, (_, stop) in enumerate(rows.offset_mapping) if stop >= end)
+            if tag + 1 < len(ids):  # read at the tag: the label of the position after it
+                labels[tag + 1] = good if right else bad
+        return ids, labels
+
+    return encoded
+
+
+def train(
+    out_dir: Path,
+    policy: Path,
+    *,
+    steps: int,
+    problems: int,
+    samples: int,
+    seed: int,
+    batch: int = 32,
+    lr: float = 1.5e-3,
+) -> None:
+    import torch
+    from transformers import AutoTokenizer, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    start = time.monotonic()
+    owned = policy_solutions(policy, problems=problems, samples=samples, seed=seed)
+    sampled = (time.monotonic() - start) / 60
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name in TOKENIZER_FILES:  # the policy's own tokenizer: one vocabulary for both
+        shutil.copy(policy / name, out_dir / name)
+    tokenizer = AutoTokenizer.from_pretrained(out_dir)
+    config = llama_config(tokenizer, hidden=128, layers=4, heads=4, kv_heads=4, ffn=344)
+    model = LlamaForCausalLM(config)
+    stream = map(encoder(tokenizer), examples(owned, random.Random(seed + 1)))
+    log = fit(
+        model,
+        tokenizer,
+        batches(stream, batch, random.Random(seed + 2)),
+        steps=steps,
+        lr=lr,
+        warmup=100,
+        weight_decay=0.1,
+    )
+    model.save_pretrained(out_dir)
+    store_bfloat16(out_dir)
+    JUDGE_FORMAT.save(out_dir)
+    PRM_FORMAT.save(out_dir)
+    record = {
+        "policy": str(policy),
+        "problems": problems,
+        "samples": samples,
+        "policy_solutions": len(owned),
+        "steps": steps,
+        "seed": seed,
+        "batch": batch,
+        "lr": lr,
+        "sampling_minutes": sampled,
+        "minutes": (time.monotonic() - start) / 60,
+        "log": log,
+    }
+    (out_dir / "training_log.json").write_text(json.dumps(record, indent=1))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Train the embedded arith verifier.")
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--policy", type=Path, required=True)
+    parser.add_argument("--steps", type=int, default=1500)
+    parser.add_argument("--problems", type=int, default=3000)
+    parser.add_argument("--samples", type=int, default=4)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    train(
+        args.out,
+        args.policy,
+        steps=args.steps,
+        problems=args.problems,
+        samples=args.samples,
+        seed=args.seed,
+    )
+
+
+if __name__ == "__main__":
+    main()
