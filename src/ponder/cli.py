@@ -20,11 +20,16 @@ from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 from ponder.errors import ConfigError, PonderError
+from ponder.verifiers.base import KINDS
 
 MODEL_CONFIG_HELP = (
     "the served model's folder (config.json, *.safetensors): its size, for FLOPs estimates"
 )
-PRM_CONFIG_HELP = "the served PRM's folder: its size, for FLOPs estimates"
+VERIFIER_CONFIG_HELP = "the served verifier's folder: its size, for FLOPs estimates"
+VERIFIER_KIND_HELP = (
+    "read the verifier as a judge that checks each step before its verdict, or as a PRM "
+    "in one pass (default auto: a judge when its folder declares a ponder_judge.json)"
+)
 
 EXIT_ERROR, EXIT_USAGE = 1, 2
 
@@ -74,13 +79,13 @@ def _parser() -> argparse.ArgumentParser:
         help="a strategy parameter, e.g. beam_width=4 (repeatable)",
     )
     solve.add_argument(
+        "--verifier",
         "--prm",
-        help="the PRM's model folder or server URL, for strategies that use a verifier "
-        "(default with the embedded policy: the embedded arith PRM)",
+        dest="prm",
+        help="the verifier's model folder or server URL, for strategies that use one "
+        "(default with the embedded policy: the embedded arith verifier)",
     )
-    solve.add_argument("--served-prm", help="the PRM's model name on its server")
-    solve.add_argument("--prm-config", help=PRM_CONFIG_HELP)
-    solve.add_argument("--prm-format", help="the PRM's ponder_prm.json (how it reads solutions)")
+    _verifier_options(solve)
     solve.add_argument("--max-tokens", type=int, help="tokens per solution (default 512)")
     solve.add_argument(
         "--temperature", type=float, help="sampling temperature (default: the strategy's)"
@@ -106,6 +111,22 @@ def _parser() -> argparse.ArgumentParser:
     )
     report.add_argument("--json", action="store_true", help="print the summary as JSON")
     return parser
+
+
+def _verifier_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--served-verifier", "--served-prm", dest="served_prm", help="its model name on its server"
+    )
+    command.add_argument(
+        "--verifier-config", "--prm-config", dest="prm_config", help=VERIFIER_CONFIG_HELP
+    )
+    command.add_argument(
+        "--verifier-format",
+        "--prm-format",
+        dest="prm_format",
+        help="its ponder_judge.json or ponder_prm.json (how it reads solutions)",
+    )
+    command.add_argument("--verifier-kind", choices=KINDS, default="auto", help=VERIFIER_KIND_HELP)
 
 
 def _eval_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -165,11 +186,12 @@ def _sweep_options(
     command.add_argument("--served-model", help="the model name on the server")
     command.add_argument("--model-config", help=MODEL_CONFIG_HELP)
     command.add_argument(
-        "--prm", help="the PRM folder or server URL (default with the embedded policy: its PRM)"
+        "--verifier",
+        "--prm",
+        dest="prm",
+        help="the verifier folder or server URL (default with the embedded policy: its verifier)",
     )
-    command.add_argument("--served-prm", help="the PRM's model name on its server")
-    command.add_argument("--prm-config", help=PRM_CONFIG_HELP)
-    command.add_argument("--prm-format", help="the PRM's ponder_prm.json (how it reads solutions)")
+    _verifier_options(command)
     command.add_argument("--format", choices=("auto", "chat", "raw"), default="auto")
     command.add_argument(
         "--param",
@@ -191,7 +213,7 @@ def _strategies() -> int:
         doc = (cls.__module__ and __import__(cls.__module__, fromlist=["_"]).__doc__) or ""
         print(f"{name}: {doc.strip().splitlines()[0] if doc.strip() else ''}")
         values = ", ".join(f"{f.name}={f.default!r}" for f in dataclasses.fields(cls.Params))
-        needs = "  (needs a PRM)" if cls.uses_verifier(cls.Params()) else ""
+        needs = "  (needs a verifier)" if cls.uses_verifier(cls.Params()) else ""
         print(f"    {values}{needs}")
     return 0
 
@@ -231,6 +253,7 @@ def _sweep_config(
             served_prm=args.served_prm,
             prm_config=args.prm_config,
             prm_format=args.prm_format,
+            verifier_kind=args.verifier_kind,
             prompt_format=args.format,
             batch=args.batch,
             **options,
@@ -354,9 +377,15 @@ def _solve(args: argparse.Namespace) -> int:
     verifier = None
     if args.prm is not None or needs_verifier(args.strategy, params):
         if args.prm is None and args.model is not None:
-            raise _UsageError(f"the {args.strategy} strategy needs a PRM: give --prm FOLDER")
+            raise _UsageError(
+                f"the {args.strategy} strategy needs a verifier: give --verifier FOLDER"
+            )
         verifier = load_verifier(
-            args.prm, format=args.prm_format, model=args.served_prm, shape_from=args.prm_config
+            args.prm,
+            kind=args.verifier_kind,
+            format=args.prm_format,
+            model=args.served_prm,
+            shape_from=args.prm_config,
         )
         connect = getattr(verifier, "connect", None)
         if connect is not None:

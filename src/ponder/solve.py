@@ -77,7 +77,7 @@ def solve(
     """Answer `question` with `model` (a model folder, a server URL, or a Generator).
 
     With no model, ponder's embedded arith policy answers; a strategy that needs
-    a verifier then gets the embedded arith PRM unless `verifier` says otherwise.
+    a verifier then gets the embedded arith verifier unless `verifier` says otherwise.
     """
     generator = model if isinstance(model, Generator) else load_generator(model)
     if verifier is None and model is None and needs_verifier(strategy, params):

@@ -54,10 +54,11 @@ class EvalConfig:
     - `model`: a model folder or an OpenAI-compatible URL (None: the embedded
       arith policy); `served_model` names it on a server; `model_config` is the
       served model's folder (its config and weights), read for FLOPs estimates.
-    - `prm`: the PRM folder or server URL for strategies that use a verifier
-      (None: the embedded arith PRM, with the embedded policy only);
-      `served_prm` names it on a server, `prm_format` is its `ponder_prm.json`,
-      `prm_config` its folder, for FLOPs.
+    - `prm`: the verifier's folder or server URL for strategies that use one
+      (None: the embedded arith verifier, with the embedded policy only);
+      `served_prm` names it on a server, `prm_format` is its `ponder_judge.json`
+      or `ponder_prm.json`, `prm_config` its folder, for FLOPs; `verifier_kind`
+      how it is read ("judge", "prm", or "auto": as its folder says).
     - `difficulty_samples`: samples per problem for the difficulty bins (0: none).
     - `reuse`: draw the samples of `samples_once` strategies once, at the largest budget.
     - `batch`: problems solved together (their calls merged).
@@ -77,6 +78,7 @@ class EvalConfig:
     served_prm: str | None = None
     prm_config: str | None = None
     prm_format: str | None = None
+    verifier_kind: str = "auto"
     prompt_format: str = "auto"
     difficulty_samples: int = 16
     reuse: bool = True

@@ -82,9 +82,10 @@ class Sweep:
         self.verifier = verifier
         if self.verifier is None and (config.prm is not None or config.uses_verifier):
             if config.prm is None and config.model is not None:
-                raise ConfigError("the strategies need a PRM: give one (--prm FOLDER)")
+                raise ConfigError("the strategies need a verifier: give one (--verifier FOLDER)")
             self.verifier = load_verifier(
                 config.prm,
+                kind=config.verifier_kind,  # type: ignore[arg-type]
                 format=config.prm_format,
                 model=config.served_prm,
                 shape_from=config.prm_config,

@@ -99,16 +99,27 @@ def confidence(completion: Completion) -> float:
 
 
 async def verify(run: Run, candidates: Sequence[Candidate]) -> list[Candidate]:
-    """`candidates` with the verifier's scores, from one call over their distinct solutions."""
+    """`candidates` with the verifier's scores, from one call over their distinct solutions.
+
+    Candidates scored before (a pilot's, a revision chain's) keep their scores
+    and are not sent again.
+    """
     if run.verifier is None:
         raise ConfigError("this strategy needs a verifier")
     steps = [tuple(s.text.strip() for s in c.steps) for c in candidates]
-    distinct = list(dict.fromkeys(s for s in steps if s))
+    distinct = list(
+        dict.fromkeys(
+            s for s, c in zip(steps, candidates, strict=True) if s and "outcome" not in c.scores
+        )
+    )
     verdicts = await run.verifier.score([Solution(run.problem.question, s) for s in distinct])
     verdict_of = dict(zip(distinct, verdicts, strict=True))
     scored = []
     for candidate, key in zip(candidates, steps, strict=True):
         verdict = verdict_of.get(key)
+        if verdict is None and "outcome" in candidate.scores:
+            scored.append(candidate)
+            continue
         if verdict is None:  # nothing to judge: an empty solution ranks last
             scores = {name: 0.0 for name in (*SCORE_KEYS, "outcome")}
             scored.append(replace(candidate, scores={**candidate.scores, **scores}))
