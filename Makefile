@@ -8,7 +8,7 @@ VLLM_VENV := .venv-vllm
 PIP := $(VENV)/bin/pip install -qq
 TINY_MODEL := .cache/tiny-llama
 
-.PHONY: demo test test-fast lint bench bench-embedded bench-strategies setup vllm browser clean
+.PHONY: demo test test-fast lint bench bench-embedded bench-testbed bench-strategies setup vllm browser clean
 
 setup: $(VENV)/.installed
 
@@ -70,11 +70,16 @@ test-fast: $(VENV)/.installed browser $(TINY_MODEL)/config.json
 bench: $(VENV)/.installed
 	$(VENV)/bin/python benchmarks/generation_throughput.py
 
-# The embedded models' measured targets (the numbers in their model cards).
+# The embedded models' measured targets (the numbers in their model cards): the policy, the
+# verifier as a judge (checks before verdicts) and as a PRM (one pass), and what they make of
+# search against voting on the test split (resumable, in runs/bench-testbed).
 bench-embedded: $(VENV)/.installed
-	$(VENV)/bin/python benchmarks/arith_policy.py src/ponder/models/arith-policy
-	$(VENV)/bin/python benchmarks/arith_prm.py src/ponder/models/arith-prm \
-		--policy src/ponder/models/arith-policy
+	$(VENV)/bin/python benchmarks/arith_policy.py
+	$(VENV)/bin/python benchmarks/arith_verifier.py
+	$(VENV)/bin/python benchmarks/arith_verifier.py --kind prm
+
+bench-testbed: $(VENV)/.installed
+	$(VENV)/bin/python benchmarks/testbed.py
 
 # Every strategy at budgets 1, 4, 16 and 64 on 60 arith test problems (about 1.5 hours).
 bench-strategies: $(VENV)/.installed

@@ -39,13 +39,13 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 from ponder.evaluation import EvalConfig, Store, StrategySpec, Sweep
 from ponder.generators.transformers import TransformersGenerator
 from ponder.metrics import compute_to_reach
-from ponder.models import embedded_policy, embedded_prm
+from ponder.models import embedded_policy
 from ponder.policy import Policy
 from ponder.strategies import make_strategy
 from ponder.strategies.compute_optimal import embedded_policy_file
 from ponder.sync import run_sync
 from ponder.tasks.arith import arith_task
-from ponder.verifiers import CausalLMPRM
+from ponder.verifiers import load_verifier
 
 BASELINES = ("majority", "weighted_majority")
 BASELINE_BUDGETS = (1, 2, 4, 8, 16, 32, 64, 128)
@@ -201,7 +201,7 @@ def main() -> None:
     generator = TransformersGenerator(embedded_policy())
     strategy = make_strategy(
         "compute_optimal", generator, arith_task("test", args.problems),
-        CausalLMPRM(embedded_prm()), own, seed=0,
+        load_verifier(), own, seed=0,
     )  # fmt: skip
     start = time.perf_counter()
     allocated = strategy.run_allocated(list(strategy.task.problems), 16 * len(problems))

@@ -1,7 +1,7 @@
 """Every strategy at budgets 1, 4, 16 and 64 on a fixed slice of the arith test split.
 
     python benchmarks/strategies.py [--problems 60] [--budgets 1,4,16,64]
-        [--strategies all] [--policy DIR] [--prm DIR] [--seed 0] [--out rows.json]
+        [--strategies all] [--policy DIR] [--verifier DIR] [--seed 0] [--out rows.json]
 
 For each strategy and budget N, the strategy solves the first `problems` test
 problems together (`run_many`: one backend call per round for all of them)
@@ -17,13 +17,13 @@ the wall time. Then:
   number of generated tokens (one call, n samples per problem), both on the
   same slice: the ratio of seconds per generated token, measured `--repeats`
   times alternately (the median is the figure), with the share of beam
-  search's time spent in PRM scoring.
+  search's time spent in verification.
 
 `--strategies none --budgets 16` measures the ratio alone; `--no-prefix-cache`
 turns off the local backends' prefix caching, for comparison.
 
-Default models: the embedded arith policy and PRM. Every strategy runs with
-its default parameters and max_tokens=256.
+Default models: the embedded arith policy and verifier (a judge that checks
+each step). Every strategy runs with its default parameters and max_tokens=256.
 """
 
 from __future__ import annotations
@@ -41,11 +41,11 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 from ponder import SamplingParams
 from ponder.generators.transformers import TransformersGenerator
-from ponder.models import embedded_policy, embedded_prm
+from ponder.models import embedded_policy, embedded_verifier
 from ponder.strategies import STRATEGIES, make_strategy
 from ponder.sync import run_sync
 from ponder.tasks.arith import arith_task
-from ponder.verifiers import CausalLMPRM
+from ponder.verifiers import Verifier, load_verifier
 
 
 def interpolate(tokens: float, curve: list[tuple[float, float]]) -> float | None:
@@ -65,7 +65,7 @@ def interpolate(tokens: float, curve: list[tuple[float, float]]) -> float | None
 class TimedVerifier:
     """A verifier that adds up the seconds its `score` calls take."""
 
-    def __init__(self, inner: CausalLMPRM) -> None:
+    def __init__(self, inner: Verifier) -> None:
         self.inner = inner
         self.seconds = 0.0
 
@@ -86,7 +86,7 @@ def main() -> None:
     parser.add_argument("--budgets", default="1,4,16,64")
     parser.add_argument("--strategies", default="all")
     parser.add_argument("--policy", type=Path, default=embedded_policy())
-    parser.add_argument("--prm", type=Path, default=embedded_prm())
+    parser.add_argument("--verifier", type=Path, default=embedded_verifier())
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--repeats", type=int, default=3, help="beam vs sampling measurements")
     parser.add_argument(
@@ -101,7 +101,7 @@ def main() -> None:
     task = arith_task("test", args.problems)
     cache_mb = {"prefix_cache_mb": 0} if args.no_prefix_cache else {}
     generator = TransformersGenerator(args.policy, **cache_mb)
-    prm = CausalLMPRM(args.prm, **cache_mb)
+    prm = load_verifier(args.verifier, **cache_mb)
     problems = list(task.problems)
 
     # Oracle difficulty first, from majority voting's samples at the largest budget.

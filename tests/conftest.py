@@ -146,11 +146,12 @@ def vllm_arith_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def vllm_prm_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real vLLM server serving the committed embedded arith PRM as "arith-prm"."""
-    from ponder.models import embedded_prm
+def vllm_verifier_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real vLLM server serving the committed embedded arith verifier as "arith-verifier"."""
+    from ponder.models import embedded_verifier
 
-    with _vllm_server(embedded_prm(), "arith-prm", tmp_path_factory.mktemp("vllm-prm")) as url:
+    folder, name = embedded_verifier(), "arith-verifier"
+    with _vllm_server(folder, name, tmp_path_factory.mktemp("vllm-verifier")) as url:
         yield url
 
 

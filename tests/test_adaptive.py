@@ -8,10 +8,10 @@ import pytest
 
 from ponder import ConfigError
 from ponder.generators.transformers import TransformersGenerator
-from ponder.models import embedded_policy, embedded_prm
+from ponder.models import embedded_policy, embedded_verifier
 from ponder.strategies import make_strategy, mode_error
 from ponder.tasks.arith import arith_task
-from ponder.verifiers import CausalLMPRM
+from ponder.verifiers import load_verifier
 
 
 def test_unanimous_votes_bound_halves_with_each_sample():
@@ -66,7 +66,7 @@ def test_clear_votes_stop_early_and_close_ones_sample_on():
 
 @pytest.fixture(scope="module")
 def models():
-    return TransformersGenerator(embedded_policy()), CausalLMPRM(embedded_prm())
+    return TransformersGenerator(embedded_policy()), load_verifier(embedded_verifier())
 
 
 @pytest.fixture(scope="module")

@@ -12,11 +12,11 @@ from ponder import ConfigError
 from ponder.evaluation.calibrate import make_policy
 from ponder.evaluation.store import Row
 from ponder.generators.transformers import TransformersGenerator
-from ponder.models import embedded_policy, embedded_prm
+from ponder.models import embedded_policy, embedded_verifier
 from ponder.policy import Choice, Configuration, Policy, identify, quantile_edges
 from ponder.strategies import make_strategy
 from ponder.tasks.arith import arith_task
-from ponder.verifiers import CausalLMPRM
+from ponder.verifiers import load_verifier
 
 
 def choice(name: str) -> Choice:
@@ -136,7 +136,7 @@ def test_a_smaller_budget_that_does_as_well_is_spent_instead(tmp_path):
 
 @pytest.fixture(scope="module")
 def models():
-    return TransformersGenerator(embedded_policy()), CausalLMPRM(embedded_prm())
+    return TransformersGenerator(embedded_policy()), load_verifier(embedded_verifier())
 
 
 @pytest.fixture(scope="module")

@@ -203,20 +203,22 @@ def test_bad_input_is_a_clear_error(ponder_cli, tmp_path):
 
 
 @pytest.mark.vllm
-def test_eval_with_a_served_prm_matches_the_local_prm(ponder_cli, uninterrupted, vllm_prm_url):
-    from ponder.models import embedded_prm
+def test_eval_with_a_served_verifier_matches_the_local_one(
+    ponder_cli, uninterrupted, vllm_verifier_url
+):
+    from ponder.models import embedded_verifier
 
-    out = uninterrupted.parent / "served-prm"
+    out = uninterrupted.parent / "served-verifier"
     args = ("--task", "arith", "--limit", "3", "--strategies", "best_of_n", "--budgets", "1,4",
             "--difficulty-samples", "0", "--param", "max_tokens=160", "--no-progress")  # fmt: skip
     served = run(
-        ponder_cli, "eval", *args, "--out", str(out), "--prm", vllm_prm_url,
-        "--served-prm", "arith-prm", "--prm-format", str(embedded_prm()),
+        ponder_cli, "eval", *args, "--out", str(out), "--verifier", vllm_verifier_url,
+        "--served-verifier", "arith-verifier", "--verifier-format", str(embedded_verifier()),
     )  # fmt: skip
     assert served.returncode == 0, served.stderr
-    local = run(ponder_cli, "eval", *args, "--out", str(out.parent / "local-prm"))
+    local = run(ponder_cli, "eval", *args, "--out", str(out.parent / "local-verifier"))
     assert local.returncode == 0, local.stderr
-    a, b = stored(out), stored(out.parent / "local-prm")
+    a, b = stored(out), stored(out.parent / "local-verifier")
     assert a.keys() == b.keys() and len(a) == 6
     for key in a:
         assert a[key][:3] == b[key][:3]  # same choice, answer and tokens
@@ -230,14 +232,14 @@ def test_eval_with_a_served_prm_matches_the_local_prm(ponder_cli, uninterrupted,
 def test_eval_on_real_benchmarks_through_a_served_policy(
     ponder_cli, vllm_arith_url, data_dir, tmp_path
 ):
-    """MATH-500 and GSM8K from their files, the generator on a vLLM server, a local PRM."""
-    from ponder.models import embedded_policy, embedded_prm
+    """MATH-500 and GSM8K from their files, the generator on a vLLM server, a local verifier."""
+    from ponder.models import embedded_policy, embedded_verifier
 
     out = tmp_path / "benchmarks"
     args = (
         "--task", "gsm8k,math500", "--data", str(data_dir), "--limit", "3",
-        "--model", vllm_arith_url, "--served-model", "arith-policy", "--prm", str(embedded_prm()),
-        "--model-config", str(embedded_policy()),
+        "--model", vllm_arith_url, "--served-model", "arith-policy",
+        "--verifier", str(embedded_verifier()), "--model-config", str(embedded_policy()),
         "--strategies", "majority,beam_search", "--budgets", "1,2", "--difficulty-samples", "2",
         "--param", "max_tokens=48", "--no-progress",
     )  # fmt: skip

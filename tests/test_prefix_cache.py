@@ -9,7 +9,7 @@ import torch
 
 from ponder import SamplingParams
 from ponder.generators.transformers import TransformersGenerator
-from ponder.models import embedded_policy, embedded_prm
+from ponder.models import embedded_policy, embedded_verifier
 from ponder.prefix_cache import CachedPrefix, PrefixCache
 from ponder.sync import run_sync
 from ponder.tasks.arith import arith_task
@@ -91,8 +91,8 @@ def test_a_generator_reusing_prefixes_samples_exactly_what_it_would_without():
 
 
 def test_a_prm_reusing_prefixes_scores_exactly_as_without():
-    cached = CausalLMPRM(embedded_prm(), max_batch_size=4)
-    plain = CausalLMPRM(embedded_prm(), prefix_cache_mb=0)
+    cached = CausalLMPRM(embedded_verifier(), max_batch_size=4)
+    plain = CausalLMPRM(embedded_verifier(), prefix_cache_mb=0)
     assert cached.prefix_cache is not None and plain.prefix_cache is None
     gold = [(p.question, TASK.split_steps(p.metadata["solution"])) for p in TASK.problems]
     for depth in range(1, 6):

@@ -15,12 +15,12 @@ import pytest
 
 from ponder import Budget, Prompt, SamplingParams
 from ponder.generators.transformers import TransformersGenerator
-from ponder.models import embedded_policy, embedded_prm
+from ponder.models import embedded_policy, embedded_verifier
 from ponder.strategies import STRATEGIES, make_strategy
 from ponder.strategies.particle_filter import effective_sample_size, systematic_resample
 from ponder.tasks.arith import arith_task
 from ponder.types import Generation
-from ponder.verifiers import CausalLMPRM
+from ponder.verifiers import load_verifier
 
 NAMES = list(STRATEGIES)
 SAMPLING = {"single", "best_of_n", "majority", "weighted_majority", "best_of_majority"}
@@ -37,7 +37,7 @@ def policy():
 
 @pytest.fixture(scope="module")
 def prm():
-    return CausalLMPRM(embedded_prm())
+    return load_verifier(embedded_verifier())
 
 
 @pytest.fixture(scope="module")

@@ -168,13 +168,15 @@ def _arith_solutions() -> list[Solution]:
 
 
 @pytest.mark.vllm
-def test_a_served_prm_scores_as_the_local_one(vllm_prm_url):
-    from ponder.models import embedded_prm
+def test_a_served_prm_scores_as_the_local_one(vllm_verifier_url):
+    from ponder.models import embedded_verifier
     from ponder.verifiers import load_verifier
 
     solutions = _arith_solutions()
-    local = CausalLMPRM(embedded_prm()).score_blocking(solutions)
-    served = load_verifier(vllm_prm_url, format=embedded_prm(), model="arith-prm")
+    local = CausalLMPRM(embedded_verifier()).score_blocking(solutions)
+    served = load_verifier(
+        vllm_verifier_url, kind="prm", format=embedded_verifier(), model="arith-verifier"
+    )
     assert isinstance(served, Verifier)
     remote = run_sync(served.score(solutions))
     for mine, theirs in zip(local, remote, strict=True):
@@ -183,4 +185,23 @@ def test_a_served_prm_scores_as_the_local_one(vllm_prm_url):
         assert theirs.outcome == pytest.approx(mine.outcome, abs=2e-3)
         assert theirs.tokens == pytest.approx(mine.tokens, abs=2)
     assert run_sync(served.score([Solution("Start with 3.", ())]))[0].outcome == 0.0
+    run_sync(served.aclose())
+
+
+@pytest.mark.vllm
+def test_a_served_judge_judges_as_the_local_one(vllm_verifier_url):
+    """The generative verifier over any generator: here vLLM serving the embedded verifier."""
+    from ponder.models import embedded_verifier
+    from ponder.verifiers import GenerativeVerifier, load_verifier
+
+    solutions = _arith_solutions()
+    local = run_sync(load_verifier(embedded_verifier()).score(solutions))
+    served = load_verifier(vllm_verifier_url, format=embedded_verifier(), model="arith-verifier")
+    assert isinstance(served, GenerativeVerifier)
+    remote = run_sync(served.score(solutions))
+    for mine, theirs in zip(local, remote, strict=True):
+        assert theirs.step_scores == pytest.approx(mine.step_scores, abs=2e-3)
+        assert theirs.generated_tokens == mine.generated_tokens  # the same checks, greedily
+    right, wrong = remote[0], remote[1]
+    assert right.outcome > 0.9 > 0.1 > wrong.outcome
     run_sync(served.aclose())
