@@ -42,6 +42,7 @@ class Summary:
     generated_tokens_mean: float
     prompt_tokens_mean: float
     verifier_tokens_mean: float
+    verifier_generated_tokens_mean: float
     flops_mean: float
     wall_seconds_mean: float
     generated_tokens_total: int
@@ -123,6 +124,9 @@ def summarize(rows: Iterable[Row], *, seed: int = 0) -> list[Summary]:
                 generated_tokens_mean=statistics.fmean(r.generated_tokens for r in members),
                 prompt_tokens_mean=statistics.fmean(r.prompt_tokens for r in members),
                 verifier_tokens_mean=statistics.fmean(r.verifier_tokens for r in members),
+                verifier_generated_tokens_mean=statistics.fmean(
+                    r.record.get("cost", {}).get("verifier_generated_tokens", 0) for r in members
+                ),
                 flops_mean=statistics.fmean(r.flops for r in members),
                 wall_seconds_mean=statistics.fmean(r.wall_seconds for r in members),
                 generated_tokens_total=sum(r.generated_tokens for r in members),

@@ -142,13 +142,14 @@ def coverage_plot(analysis: Analysis, task: str) -> bytes:
 
 def summary_table(summaries: Sequence[Summary]) -> list[list[str]]:
     head = ["task", "strategy", "N", "problems", "accuracy", "95% CI", "gen tok", "ver tok",
-            "FLOPs", "wall s"]  # fmt: skip
+            "ver gen", "FLOPs", "wall s"]  # fmt: skip
     rows = [head]
     for s in summaries:
         rows.append([
             s.task, s.strategy + (" *" if s.reused else ""), str(s.budget), str(s.n_problems),
             f"{s.accuracy:.3f}", f"{s.ci_low:.3f}-{s.ci_high:.3f}",
             f"{s.generated_tokens_mean:.0f}", f"{s.verifier_tokens_mean:.0f}",
+            f"{s.verifier_generated_tokens_mean:.0f}",
             f"{s.flops_mean:.3g}", f"{s.wall_seconds_mean:.2f}",
         ])  # fmt: skip
     return rows
