@@ -137,3 +137,44 @@ def test_the_verifier_training_command_writes_a_judge_that_is_also_a_prm(
         assert all(0 <= s <= 1 for s in verdict.step_scores)
     record = json.loads((out / "training_log.json").read_text())
     assert record["steps"] == 2 and record["policy_solutions"] >= 1
+
+
+def test_the_verifier_can_start_from_the_policy_and_weigh_its_verdicts(
+    briefly_trained_policy, tmp_path
+):
+    from transformers import AutoModelForCausalLM
+
+    out = tmp_path / "from-policy"
+    train_verifier(
+        out, briefly_trained_policy, steps=1, problems=2, samples=1, seed=0, batch=2,
+        init=briefly_trained_policy, verdict_weight=5.0, lr=1e-9,
+    )  # fmt: skip
+    start = AutoModelForCausalLM.from_pretrained(briefly_trained_policy)
+    trained = AutoModelForCausalLM.from_pretrained(out)
+    assert trained.config.hidden_size == start.config.hidden_size, "the policy's architecture"
+    for a, b in zip(start.parameters(), trained.parameters(), strict=True):
+        assert (a - b).abs().max() < 1e-2, "one tiny step from the policy's weights"
+    record = json.loads((out / "training_log.json").read_text())
+    assert record["init"] == str(briefly_trained_policy) and record["verdict_weight"] == 5.0
+
+
+def test_the_emphasized_loss_is_the_plain_loss_at_weight_one_and_weighs_tokens_after_one():
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from ponder.models.arith_policy import _emphasized_loss
+
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(
+        LlamaConfig(vocab_size=16, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                    num_attention_heads=2, num_key_value_heads=2)
+    )  # fmt: skip
+    ids = torch.tensor([[1, 5, 4, 7, 4, 9, 2]])
+    labels = torch.tensor([[-100, -100, 4, 7, 4, 9, 2]])
+    mask = torch.ones_like(ids)
+    plain = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+    assert torch.isclose(_emphasized_loss(model, ids, mask, labels, 4, 1.0), plain, atol=1e-6)
+    heavy = _emphasized_loss(model, ids, mask, labels, 4, 1e6)
+    logits = model(input_ids=ids).logits[0]
+    after_tag = torch.nn.functional.cross_entropy(logits[[2, 4]], torch.tensor([7, 9]))
+    assert torch.isclose(heavy, after_tag, atol=1e-4), "only the tokens after 4 count"

@@ -225,8 +225,14 @@ def fit(
     lr: float,
     warmup: int,
     weight_decay: float,
+    emphasis: tuple[int, float] | None = None,
 ) -> list[dict[str, float]]:
-    """AdamW with warm-up and a cosine decay to lr/10; returns the loss log."""
+    """AdamW with warm-up and a cosine decay to lr/10; returns the loss log.
+
+    `emphasis` = (token id, weight): the loss on each token that follows that
+    token counts `weight` times (a verifier's verdict after its tag: a few
+    tokens in a long text, and the ones that matter).
+    """
     import torch
 
     decay = [p for p in model.parameters() if p.dim() >= 2]
@@ -249,7 +255,10 @@ def fit(
         cosine = 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / steps))
         for group in optimizer.param_groups:
             group["lr"] = lr * warm * cosine
-        loss = model(input_ids=input_ids, attention_mask=mask, labels=target).loss
+        if emphasis is None:
+            loss = model(input_ids=input_ids, attention_mask=mask, labels=target).loss
+        else:
+            loss = _emphasized_loss(model, input_ids, mask, target, *emphasis)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
@@ -262,6 +271,21 @@ def fit(
             print(f"step {step:5d}  loss {loss.item():.4f}  {minutes}", flush=True)
     model.eval()
     return log
+
+
+def _emphasized_loss(
+    model: Any, input_ids: Any, mask: Any, target: Any, token: int, weight: float
+) -> Any:
+    """Next-token cross-entropy where a label right after `token` weighs `weight`."""
+    import torch
+
+    logits = model(input_ids=input_ids, attention_mask=mask).logits[:, :-1]
+    labels = target[:, 1:]
+    losses = torch.nn.functional.cross_entropy(
+        logits.reshape(-1, logits.size(-1)), labels.reshape(-1), reduction="none", ignore_index=-100
+    ).view_as(labels)
+    weights = (labels != -100).float() * torch.where(input_ids[:, :-1] == token, weight, 1.0)
+    return (losses * weights).sum() / weights.sum()
 
 
 def train(

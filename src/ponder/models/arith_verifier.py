@@ -1,7 +1,10 @@
 """Train the embedded arith verifier: a small Llama that checks each step before its verdict.
 
     python -m ponder.models.arith_verifier OUT_DIR --policy POLICY_DIR [--steps 1500]
-        [--problems 3000] [--samples 4] [--seed 0]
+        [--problems 3000] [--samples 4] [--seed 0] [--lr 1.5e-3] [--init FOLDER]
+        [--verdict-weight 1]
+
+(The shipped verifier: `--init POLICY_DIR --verdict-weight 5 --lr 5e-4 --steps 500`.)
 
 The verifier reads a solution step by step; before each step it writes a
 check (the step that should come next, redone digit by digit,
@@ -17,9 +20,11 @@ Data, all from the arith train split: solutions the policy samples at
 temperature 1.0 (its real slips) and synthetic attempts with the same kinds
 of slips, half each; one in five texts is in the PRM layout, labelled right
 so far. Labels are exact: a step is right when it is the line that should
-follow the one before it. The model is four times smaller than the policy: it
-needs no more, since every token of a check is a single-digit operation or a
-copy, and its checks then cost a quarter of the policy's FLOPs per token.
+follow the one before it. Without `--init` the model is a fresh one four times
+smaller than the policy (every token of a check is a single-digit operation or
+a copy); with it, it starts from those weights (the policy's, which already
+write checks in its revisions). `--verdict-weight` weighs the loss on each
+verdict, a few tokens in a long text.
 """
 
 from __future__ import annotations
@@ -119,7 +124,12 @@ def train(
     seed: int,
     batch: int = 32,
     lr: float = 1.5e-3,
+    init: Path | None = None,
+    verdict_weight: float = 1.0,
 ) -> None:
+    """Sample the policy's solutions, then train a verifier: a fresh small model, or one that
+    starts from the weights of `init` (the policy, which already writes checks in its
+    revisions); the loss on each verdict counts `verdict_weight` times."""
     import torch
     from transformers import AutoTokenizer, LlamaForCausalLM
 
@@ -131,8 +141,14 @@ def train(
     for name in TOKENIZER_FILES:  # the policy's own tokenizer: one vocabulary for both
         shutil.copy(policy / name, out_dir / name)
     tokenizer = AutoTokenizer.from_pretrained(out_dir)
-    config = llama_config(tokenizer, hidden=128, layers=4, heads=4, kv_heads=4, ffn=344)
-    model = LlamaForCausalLM(config)
+    if init is None:
+        config = llama_config(tokenizer, hidden=128, layers=4, heads=4, kv_heads=4, ffn=344)
+        model = LlamaForCausalLM(config)
+    else:
+        model = LlamaForCausalLM.from_pretrained(init, dtype=torch.float32)
+        if model.config.vocab_size != len(tokenizer):
+            raise SystemExit(f"{init} does not share the policy's vocabulary")
+    tag = tokenizer.convert_tokens_to_ids(JUDGE_FORMAT.tag)
     stream = map(encoder(tokenizer), examples(owned, random.Random(seed + 1)))
     log = fit(
         model,
@@ -142,6 +158,7 @@ def train(
         lr=lr,
         warmup=100,
         weight_decay=0.1,
+        emphasis=(tag, verdict_weight),
     )
     model.save_pretrained(out_dir)
     store_bfloat16(out_dir)
@@ -156,6 +173,8 @@ def train(
         "seed": seed,
         "batch": batch,
         "lr": lr,
+        "init": None if init is None else str(init),
+        "verdict_weight": verdict_weight,
         "sampling_minutes": sampled,
         "minutes": (time.monotonic() - start) / 60,
         "log": log,
@@ -171,6 +190,9 @@ def main() -> None:
     parser.add_argument("--problems", type=int, default=3000)
     parser.add_argument("--samples", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--lr", type=float, default=1.5e-3)
+    parser.add_argument("--init", type=Path, default=None, help="start from these weights")
+    parser.add_argument("--verdict-weight", type=float, default=1.0)
     args = parser.parse_args()
     train(
         args.out,
@@ -179,6 +201,9 @@ def main() -> None:
         problems=args.problems,
         samples=args.samples,
         seed=args.seed,
+        lr=args.lr,
+        init=args.init,
+        verdict_weight=args.verdict_weight,
     )
 
 
