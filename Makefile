@@ -71,12 +71,12 @@ bench: $(VENV)/.installed
 	$(VENV)/bin/python benchmarks/generation_throughput.py
 
 # The embedded models' measured targets (the numbers in their model cards): the policy, the
-# verifier as a judge (checks before verdicts) and as a PRM (one pass), and what they make of
-# search against voting on the test split (resumable, in runs/bench-testbed).
+# verifier as a PRM (one pass, its default reading) and as a judge (checks before verdicts),
+# and what they make of search against voting on the test split (resumable, in runs/bench-testbed).
 bench-embedded: $(VENV)/.installed
 	$(VENV)/bin/python benchmarks/arith_policy.py
 	$(VENV)/bin/python benchmarks/arith_verifier.py
-	$(VENV)/bin/python benchmarks/arith_verifier.py --kind prm
+	$(VENV)/bin/python benchmarks/arith_verifier.py --kind judge
 
 bench-testbed: $(VENV)/.installed
 	$(VENV)/bin/python benchmarks/testbed.py

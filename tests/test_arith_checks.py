@@ -108,13 +108,15 @@ def test_the_verifier_text_interleaves_steps_and_the_checks_it_writes():
     text, spans = judge_text(question, ["37 + 48 = 84", "The answer is 84."])
     assert text == (
         "Problem: Start with 37. Add 48.\nSolution:\n"
-        "37 + 48 = 84\n37+48: 7+8=15 3+4+1=8 = 85 ки-\n"
-        "The answer is 84.\nanswer 84 ки+\n"
+        "37+48: 7+8=15 3+4+1=8 = 85 -> 37 + 48 = 84 ки-\n"
+        "answer 84 -> The answer is 84. ки+\n"
     )
-    assert [text[a:b] for a, b in spans] == [
-        "37+48: 7+8=15 3+4+1=8 = 85 ки-\n",
-        "answer 84 ки+\n",
-    ]
+    assert spans[-1] == (len(text), -1), "after an answer it writes only the end"
+    written = [text[a:b] for a, b in spans[:-1]]
+    assert written == ["37+48: 7+8=15 3+4+1=8 = 85 ->", "-\n", "answer 84 ->", "+\n"]
+    partial, spans = judge_text(question, ["37 + 48 = 85"])
+    assert partial.endswith("ки+\nanswer 85 ->"), "a partial solution: the next step's check"
+    assert partial[spans[-1][0] : spans[-1][1]] == "answer 85 ->"
 
 
 def test_a_revision_checks_up_to_the_first_failing_step_then_writes_the_right_solution():
@@ -124,8 +126,8 @@ def test_a_revision_checks_up_to_the_first_failing_step_then_writes_the_right_so
     target = revision_target(question, wrong, gold)
     checks, _, solution = target.partition(SOLUTION_MARKER)
     assert checks == (
-        "37 + 48 = 85\n37+48: 7+8=15 3+4+1=8 = 85 ки+\n"
-        "85 * 6 = 520\n85*6: 5*6=30 8*6+3=51 = 510 ки-\n"
+        "37+48: 7+8=15 3+4+1=8 = 85 -> 37 + 48 = 85 ки+\n"
+        "85*6: 5*6=30 8*6+3=51 = 510 -> 85 * 6 = 520 ки-\n"
     )
     assert solution == "\n".join(gold)
     kept = revision_target(question, gold, gold)

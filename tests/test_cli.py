@@ -57,13 +57,13 @@ def test_strategy_budget_and_parameters_select_a_search_and_its_trace(ponder_cli
     page = tmp_path / "trace.html"
     done = run(
         ponder_cli,
-        *("solve", "Start with 12. Add 17. Subtract 5.", "--strategy", "beam_search"),
+        *("solve", "Start with 12. Add 7. Subtract 5.", "--strategy", "beam_search"),
         *("--budget", "4", "--param", "beam_width=2", "--json", "--trace-html", str(page)),
     )
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     assert result["strategy"] == "beam_search" and result["budget"] == 4
-    assert result["answer"] == "24"
+    assert result["answer"] == "14"
     assert result["cost"]["verifier_tokens"] > 0
     html = page.read_text()
     assert html.count('<g class="node') == len(result["trace"]) >= 4
@@ -93,7 +93,7 @@ def test_strategies_lists_every_strategy(ponder_cli):
         (["solve", "x", "--strategy", "beam_search", "--param", "beam_width"], 2, "name=value"),
         (["solve", "x", "--strategy", "beam_search", "--param", "beam=2"], 2, "no parameter"),
         (["solve", "x", "--strategy", "dvts", "--param", "beam_width=two"], 2, "whole number"),
-        (["solve", "x", "--model", "MODEL", "--strategy", "best_of_n"], 2, "give --prm"),
+        (["solve", "x", "--model", "MODEL", "--strategy", "best_of_n"], 2, "give --verifier"),
         (["solve", "x", "--strategy", "best_of_n", "--prm", "/no/prm"], 1, "not found"),
         (["solve", "x", "--model", "MODEL", "--temperature", "hot"], 2, "invalid float"),
         (["frobnicate"], 2, "invalid choice"),

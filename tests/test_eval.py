@@ -214,6 +214,7 @@ def test_eval_with_a_served_verifier_matches_the_local_one(
     served = run(
         ponder_cli, "eval", *args, "--out", str(out), "--verifier", vllm_verifier_url,
         "--served-verifier", "arith-verifier", "--verifier-format", str(embedded_verifier()),
+        "--verifier-kind", "prm",  # as the embedded verifier is read by default
     )  # fmt: skip
     assert served.returncode == 0, served.stderr
     local = run(ponder_cli, "eval", *args, "--out", str(out.parent / "local-verifier"))

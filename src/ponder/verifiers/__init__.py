@@ -31,12 +31,14 @@ def load_verifier(
     `kind` says how the model is read: "prm", in one forward pass with a score
     at each step's tag (`CausalLMPRM`, `OpenAIPRM`); "judge", writing a check
     of each step before its verdict (`GenerativeVerifier`); "auto", as a judge
-    when the folder declares a judge format (`ponder_judge.json`), else as a PRM.
-    None means ponder's embedded arith verifier. `format` is a `ponder_prm.json`
-    or `ponder_judge.json` file (or a folder holding one) stating how the model
-    reads solutions; by default a folder's own, and Math-Shepherd's convention
-    for a PRM server. `model` names the model on a server (default: the first
-    it serves); `shape_from`, the served model's folder, gives its size for FLOPs.
+    when the folder declares a judge format (`ponder_judge.json`), else as a PRM;
+    ponder's embedded verifier, which declares both, as
+    `ponder.models.EMBEDDED_VERIFIER_KIND`. None means the embedded verifier.
+    `format` is a `ponder_prm.json` or `ponder_judge.json` file (or a folder
+    holding one) stating how the model reads solutions; by default a folder's
+    own, and Math-Shepherd's convention for a PRM server. `model` names the
+    model on a server (default: the first it serves); `shape_from`, the served
+    model's folder, gives its size for FLOPs.
     """
     if kind not in KINDS:
         raise ConfigError(f"unknown verifier kind {kind!r}; use one of {', '.join(KINDS)}")
@@ -68,10 +70,20 @@ def _is_url(spec: str | Path) -> bool:
 def _reads_as_judge(spec: str | Path, kind: VerifierKind, format: str | Path | None) -> bool:
     if kind != "auto":
         return kind == "judge"
+    if format is None and _is_embedded_verifier(spec):
+        from ponder.models import EMBEDDED_VERIFIER_KIND
+
+        return EMBEDDED_VERIFIER_KIND == "judge"
     if format is not None:  # a folder holding a judge format, or the file itself by its name
         path = Path(format)
         return (path / JUDGE_FILE).is_file() if path.is_dir() else path.name == JUDGE_FILE
     return not _is_url(spec) and JudgeFormat.of_folder(spec) is not None
+
+
+def _is_embedded_verifier(spec: str | Path) -> bool:
+    from ponder.models import embedded_verifier
+
+    return not _is_url(spec) and Path(spec).resolve() == embedded_verifier().resolve()
 
 
 def _judge(
