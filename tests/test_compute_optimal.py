@@ -4,12 +4,14 @@ calibration end to end."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 
 import pytest
 
 from ponder import ConfigError
 from ponder.evaluation.calibrate import make_policy
+from ponder.evaluation.config import fingerprint
 from ponder.evaluation.store import Row
 from ponder.generators.transformers import TransformersGenerator
 from ponder.models import embedded_policy, embedded_verifier
@@ -204,6 +206,24 @@ def test_a_policy_for_other_models_is_refused(models, task, tiny_model, tmp_path
     # Without a policy, only the embedded models have one.
     with pytest.raises(ConfigError, match="ponder calibrate"):
         make_strategy("compute_optimal", other, task, prm)
+
+
+def test_a_model_is_known_by_its_defining_files_not_its_card(tmp_path):
+    folder = tmp_path / "policy"
+    shutil.copytree(embedded_policy(), folder)
+    before = fingerprint(folder)["sha256_of_files"]
+    (folder / "MODEL_CARD.md").write_text("rewritten")
+    (folder / "training_log.json").unlink()
+    assert fingerprint(folder)["sha256_of_files"] == before
+    original = (folder / "config.json").read_text()
+    changed = original.replace('"rope_theta"', '"rope_theta_"')
+    assert changed != original
+    (folder / "config.json").write_text(changed)
+    assert fingerprint(folder)["sha256_of_files"] != before
+    (folder / "config.json").write_text(original)
+    assert fingerprint(folder)["sha256_of_files"] == before
+    (folder / "model.safetensors").write_bytes(b"other weights")
+    assert fingerprint(folder)["sha256_of_files"] != before
 
 
 def test_calibrate_then_solve_and_eval_with_the_policy(ponder_cli, tmp_path):

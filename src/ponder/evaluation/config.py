@@ -153,14 +153,16 @@ class EvalConfig:
 
 
 def fingerprint(folder: str | Path) -> dict[str, Any]:
-    """What identifies a local model folder: its config and its files' names and sizes.
+    """What identifies a local model folder: the names and sizes of the files that define the
+    model (config, weights, tokenizer, ponder's reading formats) and the content of its JSON.
 
     Cheap for any model size (weights are not read); enough to notice that a
-    folder now holds another model.
+    folder now holds another model. Its documentation (a model card, a training
+    log) is not counted: editing it leaves the model the same.
     """
     path = Path(folder)
     digest = hashlib.sha256()
-    for file in sorted(p for p in path.iterdir() if p.is_file()):
+    for file in sorted(p for p in path.iterdir() if p.is_file() and not _documents(p)):
         digest.update(f"{file.name}:{file.stat().st_size}\n".encode())
         if file.suffix == ".json":
             digest.update(file.read_bytes())
@@ -172,6 +174,10 @@ def fingerprint(folder: str | Path) -> dict[str, Any]:
         "architectures": config.get("architectures"),
         "sha256_of_files": digest.hexdigest()[:16],
     }
+
+
+def _documents(file: Path) -> bool:
+    return file.suffix.lower() in (".md", ".html", ".png") or file.name == "training_log.json"
 
 
 def strategy_specs(names: list[str], pairs: dict[str, str]) -> tuple[StrategySpec, ...]:
