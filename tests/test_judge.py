@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 import math
+import shutil
 
 import pytest
 
-from ponder import ConfigError, run_sync
+from ponder import ConfigError, ModelLoadError, run_sync
 from ponder.budget import BudgetMeter
 from ponder.generators.transformers import TransformersGenerator
 from ponder.models import embedded_policy, embedded_verifier
 from ponder.models.arith_checks import JUDGE_FORMAT
 from ponder.types import Completion, TokenLogprob
-from ponder.verifiers import GenerativeVerifier, JudgeFormat, Solution, load_verifier
+from ponder.verifiers import (
+    VERIFIER_FILE,
+    GenerativeVerifier,
+    JudgeFormat,
+    Solution,
+    declare_kind,
+    declared_kind,
+    load_verifier,
+)
 from ponder.verifiers.judge import JUDGE_FILE
 
 QUESTION = "Start with 37. Add 48. Multiply by 6. Subtract 25."
@@ -91,6 +100,30 @@ def test_the_embedded_verifier_loads_as_a_judge_and_as_a_prm(judge):
     assert len(verdict.step_scores) == len(RIGHT) and verdict.generated_tokens == 0
 
 
+def test_a_folder_names_its_default_reading(tmp_path):
+    folder = tmp_path / "verifier"
+    shutil.copytree(embedded_verifier(), folder)
+    (folder / VERIFIER_FILE).unlink()
+    assert declared_kind(folder) is None
+    assert isinstance(load_verifier(folder), GenerativeVerifier), "a judge format: a judge"
+    declare_kind(folder, "prm")
+    assert declared_kind(folder) == "prm"
+    assert not isinstance(load_verifier(folder), GenerativeVerifier)
+    assert isinstance(load_verifier(folder, kind="judge"), GenerativeVerifier)
+    (folder / JUDGE_FILE).unlink()
+    declare_kind(folder, "judge")
+    with pytest.raises(ModelLoadError, match="has no judge format"):
+        load_verifier(folder)
+    (folder / VERIFIER_FILE).write_text('{"kind": "oracle"}')
+    with pytest.raises(ModelLoadError, match='"prm" or "judge"'):
+        load_verifier(folder)
+
+
+def test_the_embedded_verifier_is_read_as_its_folder_says():
+    judges = declared_kind(embedded_verifier()) == "judge"
+    assert isinstance(load_verifier(), GenerativeVerifier) == judges
+
+
 @pytest.mark.xfail(
     strict=True,
     reason="issue 14: the embedded judge's checks are often wrong (8*6+3=55), so it fails right "
@@ -118,6 +151,11 @@ def test_checks_of_a_prefix_are_kept_so_a_search_pays_for_new_steps_only():
     [again] = run_sync(metered.score([Solution(QUESTION, RIGHT)]))
     assert again.generated_tokens == 0 and again.step_scores == longer.step_scores
     assert meter.cost().verifier_generated_tokens == spent + longer.generated_tokens
+    text = verifier.transcript(Solution(QUESTION, RIGHT))
+    assert text is not None and text.startswith(JUDGE_FORMAT.prefix.format(question=QUESTION))
+    assert text.count(JUDGE_FORMAT.tag) == len(RIGHT), "each step and the judge's verdict on it"
+    assert all(f" {step} {JUDGE_FORMAT.tag}" in text for step in RIGHT)
+    assert verifier.transcript(Solution(QUESTION, CARRY_SLIP)) is None, "never judged"
 
 
 def test_votes_average_sampled_chains_of_checks():

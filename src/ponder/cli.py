@@ -28,7 +28,8 @@ MODEL_CONFIG_HELP = (
 VERIFIER_CONFIG_HELP = "the served verifier's folder: its size, for FLOPs estimates"
 VERIFIER_KIND_HELP = (
     "read the verifier as a judge that checks each step before its verdict, or as a PRM "
-    "in one pass (default auto: a judge when its folder declares a ponder_judge.json)"
+    "in one pass (default auto: the reading its folder names in ponder_verifier.json, else "
+    "a judge when it declares a ponder_judge.json)"
 )
 
 EXIT_ERROR, EXIT_USAGE = 1, 2

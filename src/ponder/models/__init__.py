@@ -16,11 +16,6 @@ from ponder.errors import ModelLoadError
 
 EMBEDDED_POLICY = "arith-policy"
 EMBEDDED_VERIFIER = "arith-verifier"
-# How the embedded verifier is read when no kind is asked for. It is trained both as a judge
-# (checks before verdicts) and as a PRM; its judge reading still measures worse than its PRM
-# reading (final AUROC 0.64 against 0.75, MODEL_CARD.md), so the default is the PRM until a
-# retrained judge beats it.
-EMBEDDED_VERIFIER_KIND = "prm"
 
 
 def embedded(name: str) -> Path:
@@ -42,6 +37,6 @@ def embedded_policy() -> Path:
 
 
 def embedded_verifier() -> Path:
-    """The embedded arith verifier's folder (the default verifier: a generative judge that
-    also reads as a PRM)."""
+    """The embedded arith verifier's folder (the default verifier). It reads as a generative
+    judge and as a PRM; its `ponder_verifier.json` names the reading used by default."""
     return embedded(EMBEDDED_VERIFIER)

@@ -1,9 +1,10 @@
 """Verifiers: process reward models, outcome scorers and judges behind one protocol."""
 
+import json
 from pathlib import Path
 
 from ponder.budget.flops import ModelShape
-from ponder.errors import ConfigError
+from ponder.errors import ConfigError, ModelLoadError
 from ponder.verifiers.base import (
     AGGREGATIONS,
     KINDS,
@@ -14,7 +15,16 @@ from ponder.verifiers.base import (
     aggregate,
 )
 from ponder.verifiers.judge import JUDGE_FILE, GenerativeVerifier, JudgeFormat
-from ponder.verifiers.prm import CausalLMPRM, PRMFormat, encode_for_prm, label_token_ids
+from ponder.verifiers.prm import (
+    PRM_FILE,
+    CausalLMPRM,
+    PRMFormat,
+    encode_for_prm,
+    label_token_ids,
+)
+
+# A folder that declares both readings names its default here: {"kind": "judge"} or "prm".
+VERIFIER_FILE = "ponder_verifier.json"
 
 
 def load_verifier(
@@ -31,9 +41,10 @@ def load_verifier(
     `kind` says how the model is read: "prm", in one forward pass with a score
     at each step's tag (`CausalLMPRM`, `OpenAIPRM`); "judge", writing a check
     of each step before its verdict (`GenerativeVerifier`); "auto", as a judge
-    when the folder declares a judge format (`ponder_judge.json`), else as a PRM;
-    ponder's embedded verifier, which declares both, as
-    `ponder.models.EMBEDDED_VERIFIER_KIND`. None means the embedded verifier.
+    when the folder declares a judge format (`ponder_judge.json`), else as a PRM,
+    unless the folder names its default reading (`ponder_verifier.json`,
+    `declared_kind`), as ponder's embedded verifier, which declares both, does.
+    None means the embedded verifier.
     `format` is a `ponder_prm.json` or `ponder_judge.json` file (or a folder
     holding one) stating how the model reads solutions; by default a folder's
     own, and Math-Shepherd's convention for a PRM server. `model` names the
@@ -70,20 +81,33 @@ def _is_url(spec: str | Path) -> bool:
 def _reads_as_judge(spec: str | Path, kind: VerifierKind, format: str | Path | None) -> bool:
     if kind != "auto":
         return kind == "judge"
-    if format is None and _is_embedded_verifier(spec):
-        from ponder.models import EMBEDDED_VERIFIER_KIND
-
-        return EMBEDDED_VERIFIER_KIND == "judge"
+    if format is None and not _is_url(spec) and (declared := declared_kind(spec)) is not None:
+        return declared == "judge"
     if format is not None:  # a folder holding a judge format, or the file itself by its name
         path = Path(format)
         return (path / JUDGE_FILE).is_file() if path.is_dir() else path.name == JUDGE_FILE
     return not _is_url(spec) and JudgeFormat.of_folder(spec) is not None
 
 
-def _is_embedded_verifier(spec: str | Path) -> bool:
-    from ponder.models import embedded_verifier
+def declared_kind(folder: str | Path) -> VerifierKind | None:
+    """The reading a model folder names as its default in `ponder_verifier.json`, if any."""
+    file = Path(folder) / VERIFIER_FILE
+    if not file.is_file():
+        return None
+    try:
+        kind = json.loads(file.read_text()).get("kind")
+    except (OSError, json.JSONDecodeError, AttributeError) as exc:
+        raise ModelLoadError(f"{file} is not a valid verifier declaration: {exc}") from None
+    if kind not in ("prm", "judge"):
+        raise ModelLoadError(f'{file} must name a kind, "prm" or "judge", not {kind!r}')
+    if not (Path(folder) / (JUDGE_FILE if kind == "judge" else PRM_FILE)).is_file():
+        raise ModelLoadError(f"{file} names the {kind} reading; {folder} has no {kind} format")
+    return kind  # type: ignore[no-any-return]
 
-    return not _is_url(spec) and Path(spec).resolve() == embedded_verifier().resolve()
+
+def declare_kind(folder: str | Path, kind: VerifierKind) -> None:
+    """Name a folder's default reading, for `load_verifier(kind="auto")` to find."""
+    (Path(folder) / VERIFIER_FILE).write_text(json.dumps({"kind": kind}) + "\n")
 
 
 def _judge(
@@ -124,6 +148,8 @@ __all__ = [
     "Verifier",
     "VerifierKind",
     "aggregate",
+    "declare_kind",
+    "declared_kind",
     "encode_for_prm",
     "label_token_ids",
     "load_verifier",

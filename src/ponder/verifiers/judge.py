@@ -231,6 +231,12 @@ class GenerativeVerifier:
         folder = getattr(self._generator, "folder", None)
         return Path(folder) if folder is not None else None
 
+    def transcript(self, solution: Solution, vote: int = 0) -> str | None:
+        """What the judge wrote for a solution it has scored (its checks and verdicts
+        between the steps), or None when it is no longer kept."""
+        checked = self._cache.get((solution.question, tuple(solution.steps), vote))
+        return checked.context if checked is not None else None
+
     async def count_tokens(self, solutions: Sequence[Solution]) -> list[int]:
         """An upper bound of each solution's judge context: every check at its longest."""
         fmt = self._format

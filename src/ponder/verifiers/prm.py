@@ -27,7 +27,7 @@ from ponder.hf import LocalModel
 from ponder.prefix_cache import CachedPrefix, PrefixCache, prefill, supports_prefix_cache
 from ponder.verifiers.base import AGGREGATIONS, Aggregation, Solution, Verdict, aggregate
 
-FORMAT_FILE = "ponder_prm.json"
+PRM_FILE = "ponder_prm.json"
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +49,7 @@ class PRMFormat:
     @classmethod
     def of_folder(cls, folder: Path) -> PRMFormat:
         """The folder's own convention when it ships `ponder_prm.json`, else Math-Shepherd's."""
-        file = Path(folder) / FORMAT_FILE
+        file = Path(folder) / PRM_FILE
         if not file.is_file():
             return cls()
         return cls.of_file(file)
@@ -67,7 +67,7 @@ class PRMFormat:
 
     def save(self, folder: Path) -> None:
         """Declare this convention in a PRM folder, for `of_folder` to find."""
-        (Path(folder) / FORMAT_FILE).write_text(json.dumps(asdict(self), indent=1))
+        (Path(folder) / PRM_FILE).write_text(json.dumps(asdict(self), indent=1))
 
     def render(self, solution: Solution) -> tuple[str, list[int]]:
         """The PRM's input text and, for each step, the offset just past its tag."""
