@@ -13,6 +13,7 @@ from ponder.models.arith_checks import (
     judge_text,
     judgements,
     revision_target,
+    slipped_check,
 )
 from ponder.models.arith_policy import synthetic_attempt
 from ponder.tasks.arith import GRID, SOLUTION_MARKER, apply, make_problem, parse_question
@@ -117,6 +118,28 @@ def test_the_verifier_text_interleaves_steps_and_the_checks_it_writes():
     partial, spans = judge_text(question, ["37 + 48 = 85"])
     assert partial.endswith("ки+\nanswer 85 ->"), "a partial solution: the next step's check"
     assert partial[spans[-1][0] : spans[-1][1]] == "answer 85 ->"
+
+
+def test_a_slipped_check_stays_in_the_text_but_is_not_learned():
+    question = "Start with 37. Add 48. Multiply by 6."
+    steps = ["37 + 48 = 85", "85 * 6 = 510", "The answer is 510."]
+    clean, clean_spans = judge_text(question, steps)
+    text, spans = judge_text(question, steps, random.Random(0), check_slips=1.0)
+    lines = text.split("\n")[2:5]
+    for line, want in zip(lines, clean.split("\n")[2:5], strict=True):
+        check, wanted = line.split(" ->")[0], want.split(" ->")[0]
+        assert check != wanted and len(check) == len(wanted), "one computed digit changed"
+        assert check.partition(":")[1] == "" or check.split(":")[0] == wanted.split(":")[0], (
+            "copied operands are kept"
+        )
+    assert spans == [(len(text), -1)], "no slipped check nor its verdict is a target"
+    text, spans = judge_text(question, steps, random.Random(0), check_slips=0.0)
+    assert (text, spans) == (clean, clean_spans)
+    partial, spans = judge_text(question, steps[:1], random.Random(0), check_slips=1.0)
+    assert partial[spans[-1][0] : spans[-1][1]] == "85*6: 5*6=30 8*6+3=51 = 510 ->", (
+        "the next check goes on from the step's value, never from the slipped check"
+    )
+    assert slipped_check("?", random.Random(0)) == "?"
 
 
 def test_a_revision_checks_up_to_the_first_failing_step_then_writes_the_right_solution():

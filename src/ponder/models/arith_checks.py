@@ -24,6 +24,7 @@ solution (`revision_target`).
 
 from __future__ import annotations
 
+import random
 import re
 
 from ponder.tasks.arith import SOLUTION_MARKER, apply, parse_question
@@ -54,6 +55,7 @@ PRM_FORMAT = PRMFormat(
     bad=BAD,
 )
 _NUMBER = re.compile(r"\d+")
+_COMPUTED = re.compile(r"(?:= ?|^answer )(\d+)")  # what a check computes, not what it copies
 
 
 def columns(a: int, op: str, b: int) -> str:
@@ -141,20 +143,37 @@ def judge_line(check: str, step: str, right: bool) -> str:
     return check + str(fmt.cue) + fmt.step.format(step=step) + fmt.tag + verdict + fmt.end
 
 
-def judge_text(question: str, steps: list[str]) -> Example:
+def judge_text(
+    question: str,
+    steps: list[str],
+    rng: random.Random | None = None,
+    check_slips: float = 0.0,
+) -> Example:
     """The verifier's text for a solution and the character spans it writes itself.
 
     It writes each check with its cue, and each verdict with its end; after a
     last step that is not an answer, the check of the step that should follow
     (as it does for a partial solution), and after an answer, nothing more.
+
+    With `check_slips` (and `rng`), each check is, with that probability, one
+    the verifier got wrong (`slipped_check`): it stays in the text, as the
+    verifier's own slip would at inference, but neither it nor the verdict
+    after it is a target, and the next check still starts from the step's own
+    value. So the verifier learns that a check goes on from the step, not from
+    the check before it.
     """
     fmt = JUDGE_FORMAT
     text = fmt.prefix.format(question=question)
     spans: list[tuple[int, int]] = []
     for step, (check, right) in zip(steps, judgements(question, steps), strict=True):
+        slipped = rng is not None and check != "?" and rng.random() < check_slips
+        if slipped:
+            check = slipped_check(check, rng)  # type: ignore[arg-type]
         line = judge_line(check, step, right)
-        verdict = len(text) + len(line) - len(fmt.end) - 1
-        spans += [(len(text), len(text) + len(check) + len(CUE)), (verdict, len(text) + len(line))]
+        if not slipped:
+            verdict = len(text) + len(line) - len(fmt.end) - 1
+            spans.append((len(text), len(text) + len(check) + len(CUE)))
+            spans.append((verdict, len(text) + len(line)))
         text += line
     expected = expected_step(question, steps)
     if (steps and steps[-1].startswith("The answer is")) or expected is None:
@@ -163,6 +182,21 @@ def judge_text(question: str, steps: list[str]) -> Example:
         spans.append((len(text), len(text) + len(expected[1]) + len(CUE)))
         text += expected[1] + CUE
     return text, spans
+
+
+def slipped_check(check: str, rng: random.Random) -> str:
+    """`check` with one digit it computed changed (a column's result, the result, or the value
+    in "answer N"), as a verifier's own slip; a check with no such digit, unchanged."""
+    spots = [
+        position
+        for match in _COMPUTED.finditer(check)
+        for position in range(match.start(1), match.end(1))
+    ]
+    if not spots:
+        return check
+    at = rng.choice(spots)
+    digit = rng.choice([d for d in "0123456789" if d != check[at]])
+    return check[:at] + digit + check[at + 1 :]
 
 
 def revision_target(question: str, attempt: list[str], gold: list[str]) -> str:

@@ -2,7 +2,7 @@
 
     python -m ponder.models.arith_verifier OUT_DIR --policy POLICY_DIR [--steps 1500]
         [--problems 3000] [--samples 4] [--seed 0] [--lr 1.5e-3] [--init FOLDER]
-        [--verdict-weight 1]
+        [--verdict-weight 1] [--check-slips 0] [--reads-as judge|prm]
 
 (The shipped verifier: `--init POLICY_DIR --verdict-weight 5 --lr 5e-4 --steps 500`.)
 
@@ -14,7 +14,8 @@ arrived at. `ponder.verifiers.GenerativeVerifier` reads it so
 (`ponder_judge.json`). The same model also reads the Math-Shepherd layout, a
 tag after each step and no check (`ponder_prm.json`, through
 `ponder.verifiers.CausalLMPRM`): one forward pass, so it judges in its head and
-does worse, which is the point of showing it.
+does worse, which is the point of showing it. `--reads-as` names the reading
+used by default (`ponder_verifier.json`).
 
 Data, all from the arith train split: solutions the policy samples at
 temperature 1.0 (its real slips) and synthetic attempts with the same kinds
@@ -24,7 +25,9 @@ follow the one before it. Without `--init` the model is a fresh one four times
 smaller than the policy (every token of a check is a single-digit operation or
 a copy); with it, it starts from those weights (the policy's, which already
 write checks in its revisions). `--verdict-weight` weighs the loss on each
-verdict, a few tokens in a long text.
+verdict, a few tokens in a long text. `--check-slips` shows that share of
+checks slipped, as the verifier's own would be, so that it learns to go on
+from the step and not from its slipped check.
 """
 
 from __future__ import annotations
@@ -51,7 +54,8 @@ from ponder.models.export import store_bfloat16
 from ponder.models.tiny import llama_config
 from ponder.tasks.arith import GRID, arith_problems, make_problem, split_of, step_labels
 from ponder.tasks.base import Problem
-from ponder.verifiers.base import Solution
+from ponder.verifiers import declare_kind
+from ponder.verifiers.base import Solution, VerifierKind
 from ponder.verifiers.prm import label_token_ids
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "tokenizer_config.json")
@@ -91,15 +95,18 @@ def examples(
         yield question, gold, steps, rng.random() < prm_share
 
 
-def encoder(tokenizer: Any) -> Callable[[tuple[str, list[str], list[str], bool]], Encoded]:
+def encoder(
+    tokenizer: Any, rng: random.Random | None = None, check_slips: float = 0.0
+) -> Callable[[tuple[str, list[str], list[str], bool]], Encoded]:
     """Token ids and labels of an example: in the judge layout, the checks and verdicts the
-    model writes; in the PRM layout, the label token at each tag, right so far."""
+    model writes (with `check_slips`, some checks slipped, as its own would be, and not
+    targets: `judge_text`); in the PRM layout, the label token at each tag, right so far."""
     good, bad = label_token_ids(tokenizer, PRM_FORMAT)
 
     def encoded(item: tuple[str, list[str], list[str], bool]) -> Encoded:
         question, gold, steps, prm = item
         if not prm:
-            return encode(tokenizer, judge_text(question, steps))
+            return encode(tokenizer, judge_text(question, steps, rng, check_slips))
         text, ends = PRM_FORMAT.render(Solution(question, tuple(steps)))
         problem = Problem("train", question, metadata={"solution": "\n".join(gold)})
         rows = tokenizer(text, return_offsets_mapping=True)
@@ -126,6 +133,8 @@ def train(
     lr: float = 1.5e-3,
     init: Path | None = None,
     verdict_weight: float = 1.0,
+    reads_as: VerifierKind = "judge",
+    check_slips: float = 0.0,
 ) -> None:
     """Sample the policy's solutions, then train a verifier: a fresh small model, or one that
     starts from the weights of `init` (the policy, which already writes checks in its
@@ -149,7 +158,8 @@ def train(
         if model.config.vocab_size != len(tokenizer):
             raise SystemExit(f"{init} does not share the policy's vocabulary")
     tag = tokenizer.convert_tokens_to_ids(JUDGE_FORMAT.tag)
-    stream = map(encoder(tokenizer), examples(owned, random.Random(seed + 1)))
+    slips = encoder(tokenizer, random.Random(seed + 3), check_slips)
+    stream = map(slips, examples(owned, random.Random(seed + 1)))
     log = fit(
         model,
         tokenizer,
@@ -164,6 +174,7 @@ def train(
     store_bfloat16(out_dir)
     JUDGE_FORMAT.save(out_dir)
     PRM_FORMAT.save(out_dir)
+    declare_kind(out_dir, reads_as)
     record = {
         "policy": str(policy),
         "problems": problems,
@@ -175,6 +186,7 @@ def train(
         "lr": lr,
         "init": None if init is None else str(init),
         "verdict_weight": verdict_weight,
+        "check_slips": check_slips,
         "sampling_minutes": sampled,
         "minutes": (time.monotonic() - start) / 60,
         "log": log,
@@ -193,6 +205,12 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=1.5e-3)
     parser.add_argument("--init", type=Path, default=None, help="start from these weights")
     parser.add_argument("--verdict-weight", type=float, default=1.0)
+    parser.add_argument(
+        "--check-slips", type=float, default=0.0, help="share of checks shown slipped"
+    )
+    parser.add_argument(
+        "--reads-as", choices=("judge", "prm"), default="judge", help="the default reading"
+    )
     args = parser.parse_args()
     train(
         args.out,
@@ -204,6 +222,8 @@ def main() -> None:
         lr=args.lr,
         init=args.init,
         verdict_weight=args.verdict_weight,
+        reads_as=args.reads_as,
+        check_slips=args.check_slips,
     )
 
 
