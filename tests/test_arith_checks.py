@@ -142,6 +142,19 @@ def test_a_slipped_check_stays_in_the_text_but_is_not_learned():
     assert slipped_check("?", random.Random(0)) == "?"
 
 
+def test_right_steps_can_be_targets_after_their_check():
+    question = "Start with 37. Add 48. Multiply by 6."
+    text, spans = judge_text(question, ["37 + 48 = 85", "85 * 6 = 520"], learn_steps=True)
+    assert [text[a:b] for a, b in spans] == [
+        "37+48: 7+8=15 3+4+1=8 = 85 ->",
+        " 37 + 48 = 85",
+        "+\n",
+        "85*6: 5*6=30 8*6+3=51 = 510 ->",
+        "-\n",  # a wrong step is never a target: the verifier must not learn to write it
+        "answer 520 ->",
+    ]
+
+
 def test_a_revision_checks_up_to_the_first_failing_step_then_writes_the_right_solution():
     question = "Start with 37. Add 48. Multiply by 6."
     gold = ["37 + 48 = 85", "85 * 6 = 510", "The answer is 510."]

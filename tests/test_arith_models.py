@@ -24,7 +24,13 @@ from ponder.models.arith_verifier import encoder
 from ponder.models.arith_verifier import examples as verifier_examples
 from ponder.models.arith_verifier import train as train_verifier
 from ponder.tasks.arith import SOLUTION_MARKER, split_of
-from ponder.verifiers import CausalLMPRM, GenerativeVerifier, Solution, load_verifier
+from ponder.verifiers import (
+    CausalLMPRM,
+    GenerativeVerifier,
+    Solution,
+    declared_kind,
+    load_verifier,
+)
 
 
 def question_of(text: str) -> str:
@@ -147,7 +153,8 @@ def test_the_verifier_can_start_from_the_policy_and_weigh_its_verdicts(
     out = tmp_path / "from-policy"
     train_verifier(
         out, briefly_trained_policy, steps=1, problems=2, samples=1, seed=0, batch=2,
-        init=briefly_trained_policy, verdict_weight=5.0, lr=1e-9,
+        init=briefly_trained_policy, verdict_weight=5.0, lr=1e-9, check_slips=0.1,
+        learn_steps=True, bad_weight=3.0, reads_as="prm",
     )  # fmt: skip
     start = AutoModelForCausalLM.from_pretrained(briefly_trained_policy)
     trained = AutoModelForCausalLM.from_pretrained(out)
@@ -156,6 +163,8 @@ def test_the_verifier_can_start_from_the_policy_and_weigh_its_verdicts(
         assert (a - b).abs().max() < 1e-2, "one tiny step from the policy's weights"
     record = json.loads((out / "training_log.json").read_text())
     assert record["init"] == str(briefly_trained_policy) and record["verdict_weight"] == 5.0
+    assert (record["check_slips"], record["learn_steps"], record["bad_weight"]) == (0.1, True, 3.0)
+    assert declared_kind(out) == "prm"
 
 
 def test_the_emphasized_loss_is_the_plain_loss_at_weight_one_and_weighs_tokens_after_one():
@@ -178,3 +187,6 @@ def test_the_emphasized_loss_is_the_plain_loss_at_weight_one_and_weighs_tokens_a
     logits = model(input_ids=ids).logits[0]
     after_tag = torch.nn.functional.cross_entropy(logits[[2, 4]], torch.tensor([7, 9]))
     assert torch.isclose(heavy, after_tag, atol=1e-4), "only the tokens after 4 count"
+    rare = _emphasized_loss(model, ids, mask, labels, 4, 1e6, rare=(9, 1e6))
+    assert torch.isclose(rare, torch.nn.functional.cross_entropy(logits[[4]], torch.tensor([9])),
+                         atol=1e-3), "among them, the rare label counts the most"  # fmt: skip

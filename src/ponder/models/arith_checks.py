@@ -148,6 +148,7 @@ def judge_text(
     steps: list[str],
     rng: random.Random | None = None,
     check_slips: float = 0.0,
+    learn_steps: bool = False,
 ) -> Example:
     """The verifier's text for a solution and the character spans it writes itself.
 
@@ -172,7 +173,10 @@ def judge_text(
         line = judge_line(check, step, right)
         if not slipped:
             verdict = len(text) + len(line) - len(fmt.end) - 1
-            spans.append((len(text), len(text) + len(check) + len(CUE)))
+            written = len(text) + len(check) + len(CUE)
+            spans.append((len(text), written))
+            if learn_steps and right:
+                spans.append((written, written + len(fmt.step.format(step=step).rstrip())))
             spans.append((verdict, len(text) + len(line)))
         text += line
     expected = expected_step(question, steps)

@@ -226,12 +226,15 @@ def fit(
     warmup: int,
     weight_decay: float,
     emphasis: tuple[int, float] | None = None,
+    rare: tuple[int, float] | None = None,
 ) -> list[dict[str, float]]:
     """AdamW with warm-up and a cosine decay to lr/10; returns the loss log.
 
     `emphasis` = (token id, weight): the loss on each token that follows that
     token counts `weight` times (a verifier's verdict after its tag: a few
-    tokens in a long text, and the ones that matter).
+    tokens in a long text, and the ones that matter). `rare` = (token id,
+    weight): among those, the loss where the label is that token counts
+    `weight` times more (the bad verdict, far rarer than the good one).
     """
     import torch
 
@@ -258,7 +261,7 @@ def fit(
         if emphasis is None:
             loss = model(input_ids=input_ids, attention_mask=mask, labels=target).loss
         else:
-            loss = _emphasized_loss(model, input_ids, mask, target, *emphasis)
+            loss = _emphasized_loss(model, input_ids, mask, target, *emphasis, rare=rare)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
@@ -274,9 +277,16 @@ def fit(
 
 
 def _emphasized_loss(
-    model: Any, input_ids: Any, mask: Any, target: Any, token: int, weight: float
+    model: Any,
+    input_ids: Any,
+    mask: Any,
+    target: Any,
+    token: int,
+    weight: float,
+    rare: tuple[int, float] | None = None,
 ) -> Any:
-    """Next-token cross-entropy where a label right after `token` weighs `weight`."""
+    """Next-token cross-entropy where a label right after `token` weighs `weight`, and
+    `rare[1]` times more where that label is `rare[0]`."""
     import torch
 
     logits = model(input_ids=input_ids, attention_mask=mask).logits[:, :-1]
@@ -284,7 +294,10 @@ def _emphasized_loss(
     losses = torch.nn.functional.cross_entropy(
         logits.reshape(-1, logits.size(-1)), labels.reshape(-1), reduction="none", ignore_index=-100
     ).view_as(labels)
-    weights = (labels != -100).float() * torch.where(input_ids[:, :-1] == token, weight, 1.0)
+    emphasized = input_ids[:, :-1] == token
+    weights = (labels != -100).float() * torch.where(emphasized, weight, 1.0)
+    if rare is not None:
+        weights = weights * torch.where(emphasized & (labels == rare[0]), rare[1], 1.0)
     return (losses * weights).sum() / weights.sum()
 
 

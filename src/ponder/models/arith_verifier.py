@@ -2,7 +2,8 @@
 
     python -m ponder.models.arith_verifier OUT_DIR --policy POLICY_DIR [--steps 1500]
         [--problems 3000] [--samples 4] [--seed 0] [--lr 1.5e-3] [--init FOLDER]
-        [--verdict-weight 1] [--check-slips 0] [--reads-as judge|prm]
+        [--verdict-weight 1] [--bad-weight 1] [--check-slips 0] [--learn-steps]
+        [--reads-as judge|prm]
 
 (The shipped verifier: `--init POLICY_DIR --verdict-weight 5 --lr 5e-4 --steps 500`.)
 
@@ -96,7 +97,10 @@ def examples(
 
 
 def encoder(
-    tokenizer: Any, rng: random.Random | None = None, check_slips: float = 0.0
+    tokenizer: Any,
+    rng: random.Random | None = None,
+    check_slips: float = 0.0,
+    learn_steps: bool = False,
 ) -> Callable[[tuple[str, list[str], list[str], bool]], Encoded]:
     """Token ids and labels of an example: in the judge layout, the checks and verdicts the
     model writes (with `check_slips`, some checks slipped, as its own would be, and not
@@ -106,7 +110,7 @@ def encoder(
     def encoded(item: tuple[str, list[str], list[str], bool]) -> Encoded:
         question, gold, steps, prm = item
         if not prm:
-            return encode(tokenizer, judge_text(question, steps, rng, check_slips))
+            return encode(tokenizer, judge_text(question, steps, rng, check_slips, learn_steps))
         text, ends = PRM_FORMAT.render(Solution(question, tuple(steps)))
         problem = Problem("train", question, metadata={"solution": "\n".join(gold)})
         rows = tokenizer(text, return_offsets_mapping=True)
@@ -135,6 +139,8 @@ def train(
     verdict_weight: float = 1.0,
     reads_as: VerifierKind = "judge",
     check_slips: float = 0.0,
+    learn_steps: bool = False,
+    bad_weight: float = 1.0,
 ) -> None:
     """Sample the policy's solutions, then train a verifier: a fresh small model, or one that
     starts from the weights of `init` (the policy, which already writes checks in its
@@ -158,7 +164,7 @@ def train(
         if model.config.vocab_size != len(tokenizer):
             raise SystemExit(f"{init} does not share the policy's vocabulary")
     tag = tokenizer.convert_tokens_to_ids(JUDGE_FORMAT.tag)
-    slips = encoder(tokenizer, random.Random(seed + 3), check_slips)
+    slips = encoder(tokenizer, random.Random(seed + 3), check_slips, learn_steps)
     stream = map(slips, examples(owned, random.Random(seed + 1)))
     log = fit(
         model,
@@ -169,6 +175,7 @@ def train(
         warmup=100,
         weight_decay=0.1,
         emphasis=(tag, verdict_weight),
+        rare=(_verdict_id(tokenizer, JUDGE_FORMAT.bad), bad_weight),
     )
     model.save_pretrained(out_dir)
     store_bfloat16(out_dir)
@@ -187,11 +194,21 @@ def train(
         "init": None if init is None else str(init),
         "verdict_weight": verdict_weight,
         "check_slips": check_slips,
+        "learn_steps": learn_steps,
+        "bad_weight": bad_weight,
         "sampling_minutes": sampled,
         "minutes": (time.monotonic() - start) / 60,
         "log": log,
     }
     (out_dir / "training_log.json").write_text(json.dumps(record, indent=1))
+
+
+def _verdict_id(tokenizer: Any, verdict: str) -> int:
+    """The token id of a verdict as the judge writes it, right after the tag."""
+    ids = tokenizer(JUDGE_FORMAT.tag + verdict, add_special_tokens=False).input_ids
+    if len(ids) != 2:
+        raise SystemExit(f"the verdict {verdict!r} is not one token after the tag")
+    return int(ids[1])
 
 
 def main() -> None:
@@ -209,6 +226,12 @@ def main() -> None:
         "--check-slips", type=float, default=0.0, help="share of checks shown slipped"
     )
     parser.add_argument(
+        "--learn-steps", action="store_true", help="right steps are targets after their check"
+    )
+    parser.add_argument(
+        "--bad-weight", type=float, default=1.0, help="a bad verdict's loss counts this more"
+    )
+    parser.add_argument(
         "--reads-as", choices=("judge", "prm"), default="judge", help="the default reading"
     )
     args = parser.parse_args()
@@ -224,6 +247,8 @@ def main() -> None:
         verdict_weight=args.verdict_weight,
         reads_as=args.reads_as,
         check_slips=args.check_slips,
+        learn_steps=args.learn_steps,
+        bad_weight=args.bad_weight,
     )
 
 
