@@ -167,11 +167,11 @@ def judge_text(
     text = fmt.prefix.format(question=question)
     spans: list[tuple[int, int]] = []
     for step, (check, right) in zip(steps, judgements(question, steps), strict=True):
-        slipped = rng is not None and check != "?" and rng.random() < check_slips
-        if slipped:
-            check = slipped_check(check, rng)  # type: ignore[arg-type]
-        line = judge_line(check, step, right)
-        if not slipped:
+        shown = check
+        if rng is not None and check != "?" and rng.random() < check_slips:
+            shown = slipped_check(check, rng)
+        line = judge_line(shown, step, right)
+        if shown == check:  # a slipped check and the verdict after it are not learned
             verdict = len(text) + len(line) - len(fmt.end) - 1
             written = len(text) + len(check) + len(CUE)
             spans.append((len(text), written))

@@ -81,12 +81,13 @@ def _is_url(spec: str | Path) -> bool:
 def _reads_as_judge(spec: str | Path, kind: VerifierKind, format: str | Path | None) -> bool:
     if kind != "auto":
         return kind == "judge"
-    if format is None and not _is_url(spec) and (declared := declared_kind(spec)) is not None:
-        return declared == "judge"
     if format is not None:  # a folder holding a judge format, or the file itself by its name
         path = Path(format)
         return (path / JUDGE_FILE).is_file() if path.is_dir() else path.name == JUDGE_FILE
-    return not _is_url(spec) and JudgeFormat.of_folder(spec) is not None
+    if _is_url(spec):
+        return False
+    declared = declared_kind(spec)
+    return declared == "judge" if declared is not None else JudgeFormat.of_folder(spec) is not None
 
 
 def declared_kind(folder: str | Path) -> VerifierKind | None:
