@@ -34,8 +34,8 @@ $(VLLM_VENV)/.installed:
 $(TINY_MODEL)/config.json: $(VENV)/.installed src/ponder/models/tiny.py
 	$(VENV)/bin/python -m ponder.models.tiny $(TINY_MODEL)
 
-# The embedded default, no model flag needed: one problem solved by a PRM-guided beam
-# search, then a short sweep of strategies x budgets on the arith test split (resumed
+# The embedded default, no model flag needed: one problem solved by a beam search against
+# the embedded judge, then a short sweep of strategies x budgets on the arith test split (resumed
 # if interrupted) and its report, runs/demo/report.html.
 DEMO_SWEEP := --task arith --limit 100 --strategies majority,best_of_n,weighted_majority,beam_search \
 	--budgets 1,4,16 --param max_tokens=256 --out runs/demo
@@ -71,12 +71,12 @@ bench: $(VENV)/.installed
 	$(VENV)/bin/python benchmarks/generation_throughput.py
 
 # The embedded models' measured targets (the numbers in their model cards): the policy, the
-# verifier as a PRM (one pass, its default reading) and as a judge (checks before verdicts),
-# and what they make of search against voting on the test split (resumable, in runs/bench-testbed).
+# verifier as a judge (checks before verdicts, its default reading) and as a PRM (one pass);
+# `make bench-testbed`: what they make of search against voting (resumable, runs/bench-testbed).
 bench-embedded: $(VENV)/.installed
 	$(VENV)/bin/python benchmarks/arith_policy.py
 	$(VENV)/bin/python benchmarks/arith_verifier.py
-	$(VENV)/bin/python benchmarks/arith_verifier.py --kind judge
+	$(VENV)/bin/python benchmarks/arith_verifier.py --kind prm
 
 bench-testbed: $(VENV)/.installed
 	$(VENV)/bin/python benchmarks/testbed.py

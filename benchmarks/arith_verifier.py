@@ -2,6 +2,7 @@
 
     python benchmarks/arith_verifier.py [--verifier FOLDER] [--kind auto|judge|prm]
         [--policy FOLDER] [--problems 200] [--samples 16] [--seed 0]
+        [--votes 1 --temperature 0]
 
 The policy (default: the embedded one) solves the first `problems` problems of
 the arith test split (never used in training) with `samples` samples each at
@@ -75,14 +76,21 @@ def main() -> None:
     parser.add_argument("--problems", type=int, default=200)
     parser.add_argument("--samples", type=int, default=16)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--votes", type=int, default=1, help="a judge's chains of checks")
+    parser.add_argument(
+        "--temperature", type=float, default=0.0, help="a judge's checks (votes need > 0)"
+    )
     args = parser.parse_args()
+    if args.votes > 1 and args.kind == "prm":
+        parser.error("--votes reads the verifier as a judge; a PRM has no checks to vote")
     policy = args.policy or embedded_policy()
     verifier_folder = args.verifier or embedded_verifier()
 
     task = arith_task("test", args.problems)
     meter = BudgetMeter()
     generator = meter.wrap(TransformersGenerator(policy))
-    verifier = meter.wrap_verifier(load_verifier(verifier_folder, kind=args.kind))
+    voting = {"votes": args.votes, "temperature": args.temperature} if args.votes > 1 else {}
+    verifier = meter.wrap_verifier(load_verifier(verifier_folder, kind=args.kind, **voting))
     params = SamplingParams(n=args.samples, max_tokens=256, temperature=1.0, seed=args.seed)
     start = time.perf_counter()
     generations = run_sync(generator.generate([task.prompt(p) for p in task.problems], params))

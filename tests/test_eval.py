@@ -80,8 +80,20 @@ def test_a_run_killed_at_any_moment_resumes_with_nothing_lost_or_counted_twice(
     with Store(out / "results.sqlite") as store:
         assert store.count() == RESULTS
         assert len(store.difficulty("arith")) == 8
-    # Seeded per problem, the resumed run computed exactly what an unbroken run did.
-    assert after == stored(uninterrupted)
+    # Seeded per problem, the resumed run computed what an unbroken run did: the same samples,
+    # choices and costs; verifier scores to float rounding (the judge's batches are made of
+    # other solutions after a resume, and a padded batch rounds differently, ~1e-7).
+    assert_same_results(after, stored(uninterrupted))
+
+
+def assert_same_results(a: dict[tuple, tuple], b: dict[tuple, tuple]) -> None:
+    assert a.keys() == b.keys()
+    for key in a:
+        assert a[key][:3] == b[key][:3], key
+        mine, theirs = a[key][3], b[key][3]
+        assert [{**c, "scores": None} for c in mine] == [{**c, "scores": None} for c in theirs]
+        for c, d in zip(mine, theirs, strict=True):
+            assert c.get("scores", {}) == pytest.approx(d.get("scores", {}), abs=1e-5), key
 
 
 def test_sample_reuse_replays_the_largest_budgets_samples(uninterrupted):
@@ -214,10 +226,13 @@ def test_eval_with_a_served_verifier_matches_the_local_one(
     served = run(
         ponder_cli, "eval", *args, "--out", str(out), "--verifier", vllm_verifier_url,
         "--served-verifier", "arith-verifier", "--verifier-format", str(embedded_verifier()),
-        "--verifier-kind", "prm",  # as the embedded verifier is read by default
+        "--verifier-kind", "prm",
     )  # fmt: skip
     assert served.returncode == 0, served.stderr
-    local = run(ponder_cli, "eval", *args, "--out", str(out.parent / "local-verifier"))
+    local = run(
+        ponder_cli, "eval", *args, "--out", str(out.parent / "local-verifier"),
+        "--verifier-kind", "prm",  # the same reading of the embedded verifier, from its folder
+    )  # fmt: skip
     assert local.returncode == 0, local.stderr
     a, b = stored(out), stored(out.parent / "local-verifier")
     assert a.keys() == b.keys() and len(a) == 6

@@ -5,7 +5,7 @@
         [--verdict-weight 1] [--bad-weight 1] [--check-slips 0] [--learn-steps]
         [--reads-as judge|prm]
 
-(The shipped verifier: `--init POLICY_DIR --verdict-weight 5 --lr 5e-4 --steps 500`.)
+(The shipped verifier: three runs, each `--init` the one before; see its MODEL_CARD.md.)
 
 The verifier reads a solution step by step; before each step it writes a
 check (the step that should come next, redone digit by digit,
