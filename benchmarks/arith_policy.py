@@ -115,6 +115,7 @@ def main() -> None:
     sampled = meter.cost()
     right: list[list[bool]] = []
     wrong_attempts: list[list[str]] = []
+    sample_tokens = [statistics.mean(c.num_tokens for c in g.completions) for g in generations]
     for problem, generation in zip(task.problems, generations, strict=True):
         marks = [task.is_correct(extract_answer(c.text), problem) for c in generation.completions]
         right.append(marks)
@@ -187,7 +188,7 @@ def main() -> None:
         print(
             f"{'bin':>4} {'problems':>8} {'pass@1':>7} {'pass@' + str(n):>8} {'revisions':>9} "
             f"{'rev. right':>10} {'fresh right':>11}   {'revision - fresh [95% CI]':<26}"
-            f"{'guided right':>12} {'tokens':>7}"
+            f"{'guided right':>12} {'tokens':>7} {'fresh tokens':>12}"
         )
         for b, members in enumerate(groups, 1):
             p1 = statistics.mean(correct[i] / n for i in members)
@@ -210,12 +211,14 @@ def main() -> None:
                 f"{b:>4} {len(members):>8} {p1:>7.3f} {cov:>8.3f} {len(revs):>9} "
                 f"{sum(revs) / len(revs):>10.3f} {fresh:>11.3f}   "
                 f"{interval(revised_members, gain):<26}"
-                f"{sum(guided) / len(guided):>12.3f} {statistics.mean(tokens):>7.1f}"
+                f"{sum(guided) / len(guided):>12.3f} {statistics.mean(tokens):>7.1f} "
+                f"{statistics.mean(sample_tokens[i] for i in revised_members):>12.1f}"
             )
 
     table(
         "by oracle difficulty (fifths by the policy's own pass@1; 1 = easiest); "
-        "guided: verifier-guided revision, tokens it generates per wrong attempt",
+        "guided: verifier-guided revision, tokens it generates per wrong attempt; "
+        "fresh tokens: a fresh sample's, same problems",
         fifths([-c for c in correct]),
     )
     steps_of = [int(p.metadata["difficulty"]["steps"]) for p in task.problems]
