@@ -81,15 +81,18 @@ def main() -> None:
         "--temperature", type=float, default=0.0, help="a judge's checks (votes need > 0)"
     )
     args = parser.parse_args()
-    if args.votes > 1 and args.kind == "prm":
-        parser.error("--votes reads the verifier as a judge; a PRM has no checks to vote")
+    voting = {"votes": args.votes, "temperature": args.temperature}
+    if voting != {"votes": 1, "temperature": 0.0}:
+        if args.kind == "prm":
+            parser.error("--votes and --temperature are a judge's; a PRM writes no checks")
+    else:
+        voting = {}  # the verifier's own defaults, whatever its reading
     policy = args.policy or embedded_policy()
     verifier_folder = args.verifier or embedded_verifier()
 
     task = arith_task("test", args.problems)
     meter = BudgetMeter()
     generator = meter.wrap(TransformersGenerator(policy))
-    voting = {"votes": args.votes, "temperature": args.temperature} if args.votes > 1 else {}
     verifier = meter.wrap_verifier(load_verifier(verifier_folder, kind=args.kind, **voting))
     params = SamplingParams(n=args.samples, max_tokens=256, temperature=1.0, seed=args.seed)
     start = time.perf_counter()
