@@ -102,9 +102,43 @@ def test_the_revision_phase_fine_tunes_the_policy_in_place(briefly_trained_polic
     train_revisions(out, steps=2, seed=0, problems=2, samples=2, batch=4)
     assert (out / "model.safetensors").read_bytes() != before
     record = json.loads((out / "training_log.json").read_text())
-    assert record["revision_phase"]["steps"] == 2
-    assert record["revision_phase"]["attempts"] >= 1
+    [phase] = record["revision_phases"]
+    assert phase["steps"] == 2 and phase["attempts"] >= 1 and phase["init"] == str(out)
     assert (out / "ponder_prompt.json").is_file()
+    # Again, from other weights, revising another folder's samples, verdicts weighed: both
+    # runs stay in the record.
+    train_revisions(
+        out, steps=1, seed=1, problems=2, samples=1, batch=2, attempts_from=briefly_trained_policy,
+        init=briefly_trained_policy, verdict_weight=5.0, bad_weight=4.0,
+    )  # fmt: skip
+    first, second = json.loads((out / "training_log.json").read_text())["revision_phases"]
+    assert first == phase
+    assert second["init"] == second["attempts_from"] == str(briefly_trained_policy)
+    assert (second["steps"], second["verdict_weight"], second["bad_weight"]) == (1, 5.0, 4.0)
+
+
+def test_a_time_limit_cuts_the_steps_once_and_the_schedule_runs_over_them():
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from ponder.models.arith_policy import fit
+
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(
+        LlamaConfig(vocab_size=16, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                    num_attention_heads=2, num_key_value_heads=2, pad_token_id=0)
+    )  # fmt: skip
+    stream = itertools.repeat(([[1, 5, 4, 7]] * 2, [[-100, 5, 4, 7]] * 2))
+
+    class Tokenizer:
+        pad_token_id = 0
+
+    log = fit(model, Tokenizer(), stream, steps=10**6, lr=1e-3, warmup=5, weight_decay=0.0,
+              minutes=1e-6)  # fmt: skip
+    assert log[-1]["step"] == 40, "cut at step 40 to the one step the time left allows"
+    log = fit(model, Tokenizer(), stream, steps=45, lr=1e-3, warmup=5, weight_decay=0.0,
+              minutes=60.0)  # fmt: skip
+    assert log[-1]["step"] == 44, "never more steps than asked"
 
 
 def test_verifier_examples_label_checks_verdicts_and_prm_tags(briefly_trained_policy):

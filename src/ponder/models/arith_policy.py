@@ -1,6 +1,8 @@
 """Train the embedded arith policy: a small Llama that solves arith problems and revises attempts.
 
     python -m ponder.models.arith_policy OUT_DIR [--steps 2600] [--revision-steps 800] [--seed 0]
+        [--batch 32] [--revision-lr 1e-3] [--revision-problems 3000] [--attempts-from FOLDER]
+        [--init FOLDER] [--verdict-weight 1] [--bad-weight 1] [--minutes M]
 
 (`--steps 0` skips phase 1, for a folder it already trained; `--revision-steps 0`, phase 2.)
 
@@ -17,7 +19,9 @@ slip it is fixing. The attempts revised are the phase-1 model's own samples of
 train problems (as Snell et al. 2024 train their revision model) and synthetic
 ones with the kinds of slips it makes (mostly a carry: a result off by ten),
 mixed with phase-1 examples. Loss is on what the policy writes only.
-Everything is seeded; the log of losses goes beside the weights.
+Everything is seeded; the log of losses goes beside the weights. Both phases
+train on CUDA when there is one; `--minutes` caps phase 2's time by cutting its
+steps once, after measuring their speed (`fit`).
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from ponder.generators.base import SamplingParams
-from ponder.models.arith_checks import TAG, Example, judge_text, revision_target
+from ponder.models.arith_checks import BAD, TAG, Example, judge_text, revision_target
 from ponder.models.export import store_bfloat16
 from ponder.models.tiny import llama_config
 from ponder.models.tokenizer import train_sentencepiece
@@ -227,8 +231,15 @@ def fit(
     weight_decay: float,
     emphasis: tuple[int, float] | None = None,
     rare: tuple[int, float] | None = None,
+    minutes: float | None = None,
 ) -> list[dict[str, float]]:
     """AdamW with warm-up and a cosine decay to lr/10; returns the loss log.
+
+    Trains on CUDA when there is one (the model is moved there and stays). With
+    `minutes`, the number of steps is cut, once, after the first 40, to what the
+    speed of steps 10-40 fits in that time: the schedule then runs over the
+    steps that will be taken (the log records them; `--steps` with that number
+    reproduces the run without a clock).
 
     `emphasis` = (token id, weight): the loss on each token that follows that
     token counts `weight` times (a verifier's verdict after its tag: a few
@@ -245,15 +256,27 @@ def fit(
         lr=lr,
         betas=(0.9, 0.95),
     )
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model.to(device)
     log: list[dict[str, float]] = []
     start = time.monotonic()
     model.train()
-    for step in range(steps):
+    step, paced = 0, 0.0
+    while step < steps:
+        if minutes is not None and step in (10, 40):
+            if step == 10:
+                paced = time.monotonic()
+            else:  # the steps the time left fits, at the speed of steps 10-40
+                rate = (time.monotonic() - paced) / 30
+                left = minutes * 60 - (time.monotonic() - start)
+                steps = max(step + 1, min(steps, step + int(left / rate)))
+                print(f"{rate * 1000:.0f} ms a step: {steps} steps in {minutes:.1f} min")
         ids, labels = next(stream)
         width = max(len(x) for x in ids)
         input_ids = torch.tensor([x + [tokenizer.pad_token_id] * (width - len(x)) for x in ids])
         target = torch.tensor([y + [-100] * (width - len(y)) for y in labels])
         mask = (torch.arange(width)[None, :] < torch.tensor([len(x) for x in ids])[:, None]).long()
+        input_ids, target, mask = input_ids.to(device), target.to(device), mask.to(device)
         warm = min(1.0, (step + 1) / warmup)
         cosine = 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / steps))
         for group in optimizer.param_groups:
@@ -270,10 +293,19 @@ def fit(
             elapsed = time.monotonic() - start
             log.append({"step": step, "loss": round(loss.item(), 4), "minutes": elapsed / 60})
             eta = elapsed / (step + 1) * (steps - step - 1) / 60
-            minutes = f"{elapsed / 60:.1f} min, eta {eta:.1f} min"
-            print(f"step {step:5d}  loss {loss.item():.4f}  {minutes}", flush=True)
+            eta_text = f"{elapsed / 60:.1f} min, eta {eta:.1f} min"
+            print(f"step {step:5d}  loss {loss.item():.4f}  {eta_text}", flush=True)
+        step += 1
     model.eval()
     return log
+
+
+def verdict_id(tokenizer: Any, verdict: str) -> int:
+    """The token id of a verdict as a check's line writes it, right after the tag."""
+    ids = tokenizer(TAG + verdict, add_special_tokens=False).input_ids
+    if len(ids) != 2:
+        raise SystemExit(f"the verdict {verdict!r} is not one token after the tag")
+    return int(ids[1])
 
 
 def _emphasized_loss(
@@ -350,10 +382,15 @@ def train(
 def sample_solutions(
     folder: Path, problems: Sequence[Problem], *, samples: int, seed: int, max_tokens: int
 ) -> list[list[str]]:
-    """The policy's distinct non-empty solutions (stripped) of each problem, at temperature 1.0."""
+    """The policy's distinct non-empty solutions (stripped) of each problem, at temperature 1.0
+    (on CUDA when there is one, in batches it fits)."""
+    import torch
+
     from ponder.generators.transformers import TransformersGenerator
 
-    generator = TransformersGenerator(folder)
+    generator = TransformersGenerator(
+        folder, max_batch_size=1024 if torch.cuda.is_available() else 64
+    )
     prompts = [ARITH_FORMAT.render(p.question) for p in problems]
     params = SamplingParams(n=samples, max_tokens=max_tokens, temperature=1.0, seed=seed)
     generations = generator.generate_blocking(prompts, params)
@@ -405,24 +442,41 @@ def train_revisions(
     samples: int = 4,
     batch: int = 32,
     lr: float = 1e-3,
+    attempts_from: Path | None = None,
+    init: Path | None = None,
+    verdict_weight: float = 1.0,
+    bad_weight: float = 1.0,
+    minutes: float | None = None,
 ) -> None:
-    """Phase 2: fine-tune the phase-1 policy in `out_dir` to revise its *own* attempts.
+    """Phase 2: fine-tune the policy in `out_dir` to revise its *own* attempts.
 
     Phase 1's synthetic slips follow the kinds the policy makes, not where it
     makes them (the steps that carry, the long chains); as Snell et al. (2024)
     train their revision model on the policy's own samples, the policy samples
-    train problems and learns to revise its own attempts.
+    train problems and learns to revise its own attempts (`attempts_from`: another
+    folder's samples, e.g. the policy's when `out_dir` starts from other weights;
+    `init`: the weights to start from, e.g. the verifier's, which check steps as a
+    revision does, instead of `out_dir`'s).
+    `verdict_weight` and `bad_weight` weigh the verdicts of a revision's checks as
+    the verifier's training does (`fit`'s `emphasis` and `rare`): a revision that
+    passes the step that slipped copies the slip. Phase 2 can run again on a
+    folder it trained; each run's record is kept in the log.
     """
     import torch
     from transformers import AutoTokenizer, LlamaForCausalLM
 
     torch.manual_seed(seed)
     start = time.monotonic()
-    attempts = own_attempts(out_dir, problems=problems, samples=samples, seed=seed)
+    source = out_dir if attempts_from is None else attempts_from
+    attempts = own_attempts(source, problems=problems, samples=samples, seed=seed)
     sampled = (time.monotonic() - start) / 60
     tokenizer = AutoTokenizer.from_pretrained(out_dir)
-    model = LlamaForCausalLM.from_pretrained(out_dir, dtype=torch.float32)
+    model = LlamaForCausalLM.from_pretrained(init or out_dir, dtype=torch.float32)
+    if model.config.vocab_size != len(tokenizer):
+        raise SystemExit(f"{init} does not share the policy's vocabulary")
     stream = (encode(tokenizer, e) for e in revision_examples(attempts, random.Random(seed + 3)))
+    weighed = verdict_weight != 1 or bad_weight != 1  # else the plain loss, as before
+    tag = tokenizer.convert_tokens_to_ids(TAG)
     log = fit(
         model,
         tokenizer,
@@ -431,24 +485,35 @@ def train_revisions(
         lr=lr,
         warmup=100,
         weight_decay=0.1,
+        emphasis=(tag, verdict_weight) if weighed else None,
+        rare=(verdict_id(tokenizer, BAD), bad_weight) if weighed else None,
+        minutes=None if minutes is None else minutes - sampled,  # the whole run's time
     )
     model.save_pretrained(out_dir)
     store_bfloat16(out_dir)
     path = out_dir / "training_log.json"
     record = json.loads(path.read_text()) if path.is_file() else {}
-    record["revision_phase"] = {
-        "steps": steps,
+    phase = {
+        "steps": log[-1]["step"] + 1,
         "seed": seed,
         "problems": problems,
         "samples": samples,
+        "attempts_from": str(source),
+        "init": str(init or out_dir),
         "attempts": len(attempts),
         "wrong_attempts": sum(a[2] != a[1] for a in attempts),
         "batch": batch,
         "lr": lr,
+        "verdict_weight": verdict_weight,
+        "bad_weight": bad_weight,
+        "device": "cuda" if torch.cuda.is_available() else "cpu",
         "sampling_minutes": sampled,
         "minutes": (time.monotonic() - start) / 60,
         "log": log,
     }
+    earlier = record.pop("revision_phase", None)  # a run before this one, kept beside it
+    record["revision_phases"] = [*record.get("revision_phases", []), *([earlier] * bool(earlier))]
+    record["revision_phases"].append(phase)
     path.write_text(json.dumps(record, indent=1))
 
 
@@ -460,11 +525,46 @@ def main() -> None:
     )
     parser.add_argument("--revision-steps", type=int, default=800, help="phase 2 steps (0: none)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--revision-lr", type=float, default=1e-3)
+    parser.add_argument(
+        "--revision-problems", type=int, default=3000, help="train problems phase 2 samples"
+    )
+    parser.add_argument(
+        "--attempts-from", type=Path, default=None, help="phase 2 revises this folder's samples"
+    )
+    parser.add_argument(
+        "--init", type=Path, default=None, help="phase 2 starts from these weights, not OUT's"
+    )
+    parser.add_argument(
+        "--verdict-weight", type=float, default=1.0, help="phase 2: a check's verdict weighs this"
+    )
+    parser.add_argument(
+        "--bad-weight", type=float, default=1.0, help="phase 2: a bad verdict weighs this more"
+    )
+    parser.add_argument(
+        "--minutes",
+        type=float,
+        default=None,
+        help="phase 2: fewer steps if the run would be longer",
+    )
     args = parser.parse_args()
     if args.steps:  # 0: phase 1 is done in OUT_DIR already; go on with phase 2
-        train(args.out, steps=args.steps, seed=args.seed)
+        train(args.out, steps=args.steps, seed=args.seed, batch=args.batch)
     if args.revision_steps:
-        train_revisions(args.out, steps=args.revision_steps, seed=args.seed)
+        train_revisions(
+            args.out,
+            steps=args.revision_steps,
+            seed=args.seed,
+            problems=args.revision_problems,
+            batch=args.batch,
+            lr=args.revision_lr,
+            attempts_from=args.attempts_from,
+            init=args.init,
+            verdict_weight=args.verdict_weight,
+            bad_weight=args.bad_weight,
+            minutes=args.minutes,
+        )
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
     python -m ponder.models.arith_verifier OUT_DIR --policy POLICY_DIR [--steps 1500]
         [--problems 3000] [--samples 4] [--seed 0] [--lr 1.5e-3] [--init FOLDER]
         [--verdict-weight 1] [--bad-weight 1] [--check-slips 0] [--learn-steps]
+        [--batch 32] [--minutes M]
         [--reads-as judge|prm]
 
 (The shipped verifier: three runs, each `--init` the one before; see its MODEL_CARD.md.)
@@ -29,6 +30,9 @@ write checks in its revisions). `--verdict-weight` weighs the loss on each
 verdict, a few tokens in a long text. `--check-slips` shows that share of
 checks slipped, as the verifier's own would be, so that it learns to go on
 from the step and not from its slipped check.
+It trains on CUDA when there is one; `--minutes` caps the run's time by
+cutting its steps once, after measuring their speed (the log records the
+steps taken, and `--steps` with that number replays the run).
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ from ponder.models.arith_policy import (
     fit,
     sample_solutions,
     synthetic_attempt,
+    verdict_id,
 )
 from ponder.models.export import store_bfloat16
 from ponder.models.tiny import llama_config
@@ -141,6 +146,7 @@ def train(
     check_slips: float = 0.0,
     learn_steps: bool = False,
     bad_weight: float = 1.0,
+    minutes: float | None = None,
 ) -> None:
     """Sample the policy's solutions, then train a verifier: a fresh small model, or one that
     starts from the weights of `init` (the policy, which already writes checks in its
@@ -175,7 +181,8 @@ def train(
         warmup=100,
         weight_decay=0.1,
         emphasis=(tag, verdict_weight),
-        rare=(_verdict_id(tokenizer, JUDGE_FORMAT.bad), bad_weight),
+        rare=(verdict_id(tokenizer, JUDGE_FORMAT.bad), bad_weight),
+        minutes=None if minutes is None else minutes - sampled,  # the whole run's time
     )
     model.save_pretrained(out_dir)
     store_bfloat16(out_dir)
@@ -187,9 +194,10 @@ def train(
         "problems": problems,
         "samples": samples,
         "policy_solutions": len(owned),
-        "steps": steps,
+        "steps": log[-1]["step"] + 1,
         "seed": seed,
         "batch": batch,
+        "device": "cuda" if torch.cuda.is_available() else "cpu",
         "lr": lr,
         "init": None if init is None else str(init),
         "verdict_weight": verdict_weight,
@@ -203,14 +211,6 @@ def train(
     (out_dir / "training_log.json").write_text(json.dumps(record, indent=1))
 
 
-def _verdict_id(tokenizer: Any, verdict: str) -> int:
-    """The token id of a verdict as the judge writes it, right after the tag."""
-    ids = tokenizer(JUDGE_FORMAT.tag + verdict, add_special_tokens=False).input_ids
-    if len(ids) != 2:
-        raise SystemExit(f"the verdict {verdict!r} is not one token after the tag")
-    return int(ids[1])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description="Train the embedded arith verifier.")
     parser.add_argument("out", type=Path)
@@ -220,6 +220,10 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--lr", type=float, default=1.5e-3)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument(
+        "--minutes", type=float, default=None, help="fewer steps if the run would take longer"
+    )
     parser.add_argument("--init", type=Path, default=None, help="start from these weights")
     parser.add_argument("--verdict-weight", type=float, default=1.0)
     parser.add_argument(
@@ -243,6 +247,8 @@ def main() -> None:
         samples=args.samples,
         seed=args.seed,
         lr=args.lr,
+        batch=args.batch,
+        minutes=args.minutes,
         init=args.init,
         verdict_weight=args.verdict_weight,
         reads_as=args.reads_as,
