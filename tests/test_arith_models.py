@@ -6,6 +6,7 @@ import itertools
 import json
 import random
 import shutil
+import time
 
 import pytest
 
@@ -134,10 +135,10 @@ def test_a_time_limit_cuts_the_steps_once_and_the_schedule_runs_over_them():
         pad_token_id = 0
 
     log = fit(model, Tokenizer(), stream, steps=10**6, lr=1e-3, warmup=5, weight_decay=0.0,
-              minutes=1e-6)  # fmt: skip
+              deadline=time.monotonic())  # fmt: skip
     assert log[-1]["step"] == 40, "cut at step 40 to the one step the time left allows"
     log = fit(model, Tokenizer(), stream, steps=45, lr=1e-3, warmup=5, weight_decay=0.0,
-              minutes=60.0)  # fmt: skip
+              deadline=time.monotonic() + 3600)  # fmt: skip
     assert log[-1]["step"] == 44, "never more steps than asked"
 
 

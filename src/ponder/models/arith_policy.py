@@ -231,15 +231,15 @@ def fit(
     weight_decay: float,
     emphasis: tuple[int, float] | None = None,
     rare: tuple[int, float] | None = None,
-    minutes: float | None = None,
+    deadline: float | None = None,
 ) -> list[dict[str, float]]:
     """AdamW with warm-up and a cosine decay to lr/10; returns the loss log.
 
-    Trains on CUDA when there is one (the model is moved there and stays). With
-    `minutes`, the number of steps is cut, once, after the first 40, to what the
-    speed of steps 10-40 fits in that time: the schedule then runs over the
-    steps that will be taken (the log records them; `--steps` with that number
-    reproduces the run without a clock).
+    Trains on `training_device()` (the model is moved there and stays). With a
+    `deadline` (a `time.monotonic()` value), the number of steps is cut, once,
+    after the first 40, to what the speed of steps 10-40 fits before it: the
+    schedule then runs over the steps that will be taken (the log records them;
+    `--steps` with that number reproduces the run without a clock).
 
     `emphasis` = (token id, weight): the loss on each token that follows that
     token counts `weight` times (a verifier's verdict after its tag: a few
@@ -256,21 +256,21 @@ def fit(
         lr=lr,
         betas=(0.9, 0.95),
     )
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(training_device())
     model.to(device)
     log: list[dict[str, float]] = []
     start = time.monotonic()
     model.train()
     step, paced = 0, 0.0
     while step < steps:
-        if minutes is not None and step in (10, 40):
+        if deadline is not None and step in (10, 40):
             if step == 10:
                 paced = time.monotonic()
             else:  # the steps the time left fits, at the speed of steps 10-40
                 rate = (time.monotonic() - paced) / 30
-                left = minutes * 60 - (time.monotonic() - start)
+                left = deadline - time.monotonic()
                 steps = max(step + 1, min(steps, step + int(left / rate)))
-                print(f"{rate * 1000:.0f} ms a step: {steps} steps in {minutes:.1f} min")
+                print(f"{rate * 1000:.0f} ms a step: {steps} steps before the deadline")
         ids, labels = next(stream)
         width = max(len(x) for x in ids)
         input_ids = torch.tensor([x + [tokenizer.pad_token_id] * (width - len(x)) for x in ids])
@@ -298,6 +298,13 @@ def fit(
         step += 1
     model.eval()
     return log
+
+
+def training_device() -> str:
+    """Where the trainers train: CUDA when there is one."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def verdict_id(tokenizer: Any, verdict: str) -> int:
@@ -384,12 +391,10 @@ def sample_solutions(
 ) -> list[list[str]]:
     """The policy's distinct non-empty solutions (stripped) of each problem, at temperature 1.0
     (on CUDA when there is one, in batches it fits)."""
-    import torch
-
     from ponder.generators.transformers import TransformersGenerator
 
     generator = TransformersGenerator(
-        folder, max_batch_size=1024 if torch.cuda.is_available() else 64
+        folder, max_batch_size=1024 if training_device() == "cuda" else 64
     )
     prompts = [ARITH_FORMAT.render(p.question) for p in problems]
     params = SamplingParams(n=samples, max_tokens=max_tokens, temperature=1.0, seed=seed)
@@ -487,7 +492,7 @@ def train_revisions(
         weight_decay=0.1,
         emphasis=(tag, verdict_weight) if weighed else None,
         rare=(verdict_id(tokenizer, BAD), bad_weight) if weighed else None,
-        minutes=None if minutes is None else minutes - sampled,  # the whole run's time
+        deadline=None if minutes is None else start + 60 * minutes,  # sampling included
     )
     model.save_pretrained(out_dir)
     store_bfloat16(out_dir)
@@ -506,14 +511,15 @@ def train_revisions(
         "lr": lr,
         "verdict_weight": verdict_weight,
         "bad_weight": bad_weight,
-        "device": "cuda" if torch.cuda.is_available() else "cpu",
+        "device": training_device(),
         "sampling_minutes": sampled,
         "minutes": (time.monotonic() - start) / 60,
         "log": log,
     }
-    earlier = record.pop("revision_phase", None)  # a run before this one, kept beside it
-    record["revision_phases"] = [*record.get("revision_phases", []), *([earlier] * bool(earlier))]
-    record["revision_phases"].append(phase)
+    phases = record.setdefault("revision_phases", [])
+    if "revision_phase" in record:  # one run, recorded before runs were kept in a list
+        phases.insert(0, record.pop("revision_phase"))
+    phases.append(phase)
     path.write_text(json.dumps(record, indent=1))
 
 

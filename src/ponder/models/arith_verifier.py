@@ -54,6 +54,7 @@ from ponder.models.arith_policy import (
     fit,
     sample_solutions,
     synthetic_attempt,
+    training_device,
     verdict_id,
 )
 from ponder.models.export import store_bfloat16
@@ -182,7 +183,7 @@ def train(
         weight_decay=0.1,
         emphasis=(tag, verdict_weight),
         rare=(verdict_id(tokenizer, JUDGE_FORMAT.bad), bad_weight),
-        minutes=None if minutes is None else minutes - sampled,  # the whole run's time
+        deadline=None if minutes is None else start + 60 * minutes,  # sampling included
     )
     model.save_pretrained(out_dir)
     store_bfloat16(out_dir)
@@ -197,7 +198,7 @@ def train(
         "steps": log[-1]["step"] + 1,
         "seed": seed,
         "batch": batch,
-        "device": "cuda" if torch.cuda.is_available() else "cpu",
+        "device": training_device(),
         "lr": lr,
         "init": None if init is None else str(init),
         "verdict_weight": verdict_weight,
