@@ -26,14 +26,14 @@ from ponder.verifiers import GenerativeVerifier, Solution, load_verifier
 
 SAMPLES = 8
 PER_BIN = 24
-# Floors under what these 48 problems measure (judge: final 0.84, step 0.91, wrong answers
-# passed 0.05; PRM: 0.78, 0.86, 0.08); the verifier's MODEL_CARD has the 200-problem numbers.
-FINAL_AUROC_JUDGE = 0.75
-STEP_AUROC_JUDGE = 0.85
-PASSED_JUDGE = 0.15
-FINAL_AUROC_PRM = 0.65
-STEP_AUROC_PRM = 0.75
-PASSED_PRM = 0.3
+# Floors under what these 48 problems measure (judge: final 0.89, step 0.986, wrong answers
+# passed 0.01; PRM: 0.82, 0.88, 0.06); the verifier's MODEL_CARD has the 200-problem numbers.
+FINAL_AUROC_JUDGE = 0.80
+STEP_AUROC_JUDGE = 0.93
+PASSED_JUDGE = 0.10
+FINAL_AUROC_PRM = 0.72
+STEP_AUROC_PRM = 0.80
+PASSED_PRM = 0.2
 
 
 @pytest.fixture(scope="module")
