@@ -96,6 +96,23 @@ def test_the_revision_phase_mixes_own_attempts_with_phase_one_examples():
     assert "= 7 -> 3 + 4 = 8 ки-" in revised, "the check comes before the step it judges"
 
 
+def test_holding_solving_learns_the_policys_own_samples_as_drawn():
+    question, gold = "Start with 3. Add 4.", ["3 + 4 = 7", "The answer is 7."]
+    wrong = ["3 + 4 = 8", "The answer is 8."]
+    drawn = [(question, gold, wrong), (question, gold, wrong), (question, gold, gold)]
+    mix = revision_examples(drawn, random.Random(0), hold_solving=True)
+    items = [text for text, _ in itertools.islice(mix, 3000)]
+    prompt = PROMPT.format(question=question)
+    solved_wrong = sum(text == prompt + "\n".join(wrong) for text in items)
+    solved_right = sum(text == prompt + "\n".join(gold) for text in items)
+    assert 0.27 < (solved_wrong + solved_right) / len(items) < 0.33
+    assert 1.6 < solved_wrong / solved_right < 2.5, "samples weigh as often as they were drawn"
+    solved = sum("Revision:" not in text for text in items)
+    assert solved == solved_wrong + solved_right, "every solution learned is one the policy drew"
+    revised_wrong = sum("is 8.\nRevision:\n" in text for text in items)
+    assert 0.45 < revised_wrong / len(items) < 0.55, "each distinct attempt revised as before"
+
+
 def test_the_revision_phase_fine_tunes_the_policy_in_place(briefly_trained_policy, tmp_path):
     out = tmp_path / "policy"
     shutil.copytree(briefly_trained_policy, out)
@@ -200,6 +217,31 @@ def test_the_verifier_can_start_from_the_policy_and_weigh_its_verdicts(
     assert record["init"] == str(briefly_trained_policy) and record["verdict_weight"] == 5.0
     assert (record["check_slips"], record["learn_steps"], record["bad_weight"]) == (0.1, True, 3.0)
     assert declared_kind(out) == "prm"
+
+
+def test_a_deeper_verifier_starts_from_each_layer_of_the_smaller_one_repeated(
+    briefly_trained_policy, tmp_path
+):
+    from transformers import AutoModelForCausalLM
+
+    out = tmp_path / "deeper"
+    train_verifier(
+        out, briefly_trained_policy, steps=1, problems=2, samples=1, seed=0, batch=2,
+        init=briefly_trained_policy, lr=1e-9, layers=8,
+    )  # fmt: skip
+    start = AutoModelForCausalLM.from_pretrained(briefly_trained_policy)
+    deeper = AutoModelForCausalLM.from_pretrained(out)
+    have = start.config.num_hidden_layers
+    assert deeper.config.num_hidden_layers == 8 and have < 8
+    for j in range(8):
+        a = start.model.layers[j * have // 8].mlp.down_proj.weight
+        b = deeper.model.layers[j].mlp.down_proj.weight
+        assert (a - b).abs().max() < 1e-2, f"layer {j} starts as layer {j * have // 8}"
+    assert json.loads((out / "training_log.json").read_text())["layers"] == 8
+    with pytest.raises(SystemExit, match="--init"):
+        train_verifier(
+            tmp_path / "x", briefly_trained_policy, steps=1, problems=1, samples=1, seed=0, layers=8
+        )
 
 
 def test_the_emphasized_loss_is_the_plain_loss_at_weight_one_and_weighs_tokens_after_one():

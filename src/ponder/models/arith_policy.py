@@ -387,10 +387,16 @@ def train(
 
 
 def sample_solutions(
-    folder: Path, problems: Sequence[Problem], *, samples: int, seed: int, max_tokens: int
+    folder: Path,
+    problems: Sequence[Problem],
+    *,
+    samples: int,
+    seed: int,
+    max_tokens: int,
+    distinct: bool = True,
 ) -> list[list[str]]:
-    """The policy's distinct non-empty solutions (stripped) of each problem, at temperature 1.0
-    (on CUDA when there is one, in batches it fits)."""
+    """The policy's non-empty solutions (stripped) of each problem at temperature 1.0, each
+    once when `distinct`, else as drawn (on CUDA when there is one, in batches it fits)."""
     from ponder.generators.transformers import TransformersGenerator
 
     generator = TransformersGenerator(
@@ -399,18 +405,21 @@ def sample_solutions(
     prompts = [ARITH_FORMAT.render(p.question) for p in problems]
     params = SamplingParams(n=samples, max_tokens=max_tokens, temperature=1.0, seed=seed)
     generations = generator.generate_blocking(prompts, params)
-    return [
-        [text for text in dict.fromkeys(c.text.strip() for c in g.completions) if text]
-        for g in generations
-    ]
+    texts = [[c.text.strip() for c in g.completions] for g in generations]
+    if distinct:
+        texts = [list(dict.fromkeys(drawn)) for drawn in texts]
+    return [[text for text in drawn if text] for drawn in texts]
 
 
 def own_attempts(
-    folder: Path, *, problems: int, samples: int, seed: int
+    folder: Path, *, problems: int, samples: int, seed: int, distinct: bool = True
 ) -> list[tuple[str, list[str], list[str]]]:
-    """(question, gold lines, attempt lines) for the policy's own samples of train problems."""
+    """(question, gold lines, attempt lines) for the policy's own samples of train problems,
+    each once when `distinct`, else as drawn."""
     chosen = arith_problems("train", problems, seed=seed + 7)
-    solutions = sample_solutions(folder, chosen, samples=samples, seed=seed + 7, max_tokens=256)
+    solutions = sample_solutions(
+        folder, chosen, samples=samples, seed=seed + 7, max_tokens=256, distinct=distinct
+    )
     attempts = []
     for problem, texts in zip(chosen, solutions, strict=True):
         gold = str(problem.metadata["solution"]).split("\n")
@@ -421,16 +430,35 @@ def own_attempts(
 
 
 def revision_examples(
-    attempts: list[tuple[str, list[str], list[str]]], rng: random.Random
+    attempts: list[tuple[str, list[str], list[str]]],
+    rng: random.Random,
+    *,
+    hold_solving: bool = False,
 ) -> Iterator[Example]:
     """Phase 2's mix, forever: 4 in 10 examples as phase 1 makes them with a quarter of
     revisions of synthetic attempts (so solving is not forgotten and every kind of slip is
-    seen), 5 in 10 revisions of the policy's own wrong attempts, 1 in 10 of its right ones."""
+    seen), 5 in 10 revisions of the policy's own wrong attempts, 1 in 10 of its right ones
+    (each distinct attempt as likely as another).
+
+    `hold_solving`: phase 1's solutions are replaced by the policy's own attempts as drawn
+    (`attempts` as sampled, repeats included), right or wrong: learning its own sampling
+    distribution holds its solving where it is while the revisions train its checks, so a
+    test bed's policy still slips as often as before.
+    """
     base = examples(rng, revisions=0.25)
-    wrong = [a for a in attempts if a[2] != a[1]]
-    right = [a for a in attempts if a[2] == a[1]]
+    synthetic = examples(rng, revisions=1.0)
+    distinct = list({(q, tuple(a)): (q, g, a) for q, g, a in attempts}.values())
+    wrong = [a for a in distinct if a[2] != a[1]]
+    right = [a for a in distinct if a[2] == a[1]]
     while True:
         r = rng.random()
+        if hold_solving and wrong and right and r < 0.3:
+            question, _, attempt = rng.choice(attempts)
+            yield solve_example(question, attempt)
+            continue
+        if hold_solving and wrong and right and r < 0.4:
+            yield next(synthetic)
+            continue
         if r < 0.4 or not wrong or not right:
             yield next(base)
             continue
@@ -452,6 +480,7 @@ def train_revisions(
     verdict_weight: float = 1.0,
     bad_weight: float = 1.0,
     minutes: float | None = None,
+    hold_solving: bool = False,
 ) -> None:
     """Phase 2: fine-tune the policy in `out_dir` to revise its *own* attempts.
 
@@ -464,8 +493,9 @@ def train_revisions(
     revision does, instead of `out_dir`'s).
     `verdict_weight` and `bad_weight` weigh the verdicts of a revision's checks as
     the verifier's training does (`fit`'s `emphasis` and `rare`): a revision that
-    passes the step that slipped copies the slip. Phase 2 can run again on a
-    folder it trained; each run's record is kept in the log.
+    passes the step that slipped copies the slip. `hold_solving`: see
+    `revision_examples`. Phase 2 can run again on a folder it trained; each run's
+    record is kept in the log.
     """
     import torch
     from transformers import AutoTokenizer, LlamaForCausalLM
@@ -473,13 +503,16 @@ def train_revisions(
     torch.manual_seed(seed)
     start = time.monotonic()
     source = out_dir if attempts_from is None else attempts_from
-    attempts = own_attempts(source, problems=problems, samples=samples, seed=seed)
+    attempts = own_attempts(
+        source, problems=problems, samples=samples, seed=seed, distinct=not hold_solving
+    )
     sampled = (time.monotonic() - start) / 60
     tokenizer = AutoTokenizer.from_pretrained(out_dir)
     model = LlamaForCausalLM.from_pretrained(init or out_dir, dtype=torch.float32)
     if model.config.vocab_size != len(tokenizer):
         raise SystemExit(f"{init} does not share the policy's vocabulary")
-    stream = (encode(tokenizer, e) for e in revision_examples(attempts, random.Random(seed + 3)))
+    mix = revision_examples(attempts, random.Random(seed + 3), hold_solving=hold_solving)
+    stream = (encode(tokenizer, e) for e in mix)
     weighed = verdict_weight != 1 or bad_weight != 1  # else the plain loss, as before
     tag = tokenizer.convert_tokens_to_ids(TAG)
     log = fit(
@@ -507,6 +540,7 @@ def train_revisions(
         "init": str(init or out_dir),
         "attempts": len(attempts),
         "wrong_attempts": sum(a[2] != a[1] for a in attempts),
+        "hold_solving": hold_solving,
         "batch": batch,
         "lr": lr,
         "verdict_weight": verdict_weight,
@@ -554,6 +588,11 @@ def main() -> None:
         default=None,
         help="phase 2: fewer steps if the run would be longer",
     )
+    parser.add_argument(
+        "--hold-solving",
+        action="store_true",
+        help="phase 2: learn the policy's own samples, not gold solutions, so it solves as before",
+    )
     args = parser.parse_args()
     if args.steps:  # 0: phase 1 is done in OUT_DIR already; go on with phase 2
         train(args.out, steps=args.steps, seed=args.seed, batch=args.batch)
@@ -570,6 +609,7 @@ def main() -> None:
             verdict_weight=args.verdict_weight,
             bad_weight=args.bad_weight,
             minutes=args.minutes,
+            hold_solving=args.hold_solving,
         )
 
 

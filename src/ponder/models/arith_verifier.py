@@ -3,7 +3,7 @@
     python -m ponder.models.arith_verifier OUT_DIR --policy POLICY_DIR [--steps 1500]
         [--problems 3000] [--samples 4] [--seed 0] [--lr 1.5e-3] [--init FOLDER]
         [--verdict-weight 1] [--bad-weight 1] [--check-slips 0] [--learn-steps]
-        [--batch 32] [--minutes M]
+        [--batch 32] [--minutes M] [--layers L]
         [--reads-as judge|prm]
 
 (The shipped verifier: three runs, each `--init` the one before; see its MODEL_CARD.md.)
@@ -30,6 +30,9 @@ write checks in its revisions). `--verdict-weight` weighs the loss on each
 verdict, a few tokens in a long text. `--check-slips` shows that share of
 checks slipped, as the verifier's own would be, so that it learns to go on
 from the step and not from its slipped check.
+`--layers` deepens the `--init` model to L layers before training, each of
+its layers repeated in place (depth up-scaling, as SOLAR 10.7B was made): a
+verifier larger than the policy that starts from what the smaller one knows.
 It trains on CUDA when there is one; `--minutes` caps the run's time by
 cutting its steps once, after measuring their speed (the log records the
 steps taken, and `--steps` with that number replays the run).
@@ -148,13 +151,16 @@ def train(
     learn_steps: bool = False,
     bad_weight: float = 1.0,
     minutes: float | None = None,
+    layers: int | None = None,
 ) -> None:
     """Sample the policy's solutions, then train a verifier: a fresh small model, or one that
     starts from the weights of `init` (the policy, which already writes checks in its
-    revisions); the loss on each verdict counts `verdict_weight` times."""
+    revisions), deepened to `layers`; the loss on each verdict counts `verdict_weight` times."""
     import torch
     from transformers import AutoTokenizer, LlamaForCausalLM
 
+    if layers is not None and init is None:
+        raise SystemExit("--layers deepens the --init model; give --init")
     torch.manual_seed(seed)
     start = time.monotonic()
     owned = policy_solutions(policy, problems=problems, samples=samples, seed=seed)
@@ -170,6 +176,8 @@ def train(
         model = LlamaForCausalLM.from_pretrained(init, dtype=torch.float32)
         if model.config.vocab_size != len(tokenizer):
             raise SystemExit(f"{init} does not share the policy's vocabulary")
+        if layers is not None:
+            model = deepened(model, layers)
     tag = tokenizer.convert_tokens_to_ids(JUDGE_FORMAT.tag)
     slips = encoder(tokenizer, random.Random(seed + 3), check_slips, learn_steps)
     stream = map(slips, examples(owned, random.Random(seed + 1)))
@@ -201,6 +209,7 @@ def train(
         "device": training_device(),
         "lr": lr,
         "init": None if init is None else str(init),
+        "layers": model.config.num_hidden_layers,
         "verdict_weight": verdict_weight,
         "check_slips": check_slips,
         "learn_steps": learn_steps,
@@ -210,6 +219,34 @@ def train(
         "log": log,
     }
     (out_dir / "training_log.json").write_text(json.dumps(record, indent=1))
+
+
+def deepened(model: Any, layers: int) -> Any:
+    """`model` with `layers` decoder layers, layer j a copy of its layer j * L // layers (each
+    of its L layers repeated in place); the embeddings, final norm and head are kept."""
+    import copy
+
+    from transformers import LlamaForCausalLM
+
+    have = model.config.num_hidden_layers
+    if layers < have:
+        raise SystemExit(f"--layers {layers} is fewer than the {have} the model has")
+    config = copy.deepcopy(model.config)
+    config.num_hidden_layers = layers
+    if getattr(config, "layer_types", None):
+        config.layer_types = [config.layer_types[j * have // layers] for j in range(layers)]
+    grown = LlamaForCausalLM(config)
+    old = model.state_dict()
+    state = {}
+    for name in grown.state_dict():
+        if name.startswith("model.layers."):
+            j, rest = name.removeprefix("model.layers.").split(".", 1)
+            name_old = f"model.layers.{int(j) * have // layers}.{rest}"
+            state[name] = old[name_old].clone()
+        else:
+            state[name] = old[name].clone()
+    grown.load_state_dict(state)
+    return grown
 
 
 def main() -> None:
@@ -226,6 +263,9 @@ def main() -> None:
         "--minutes", type=float, default=None, help="fewer steps if the run would take longer"
     )
     parser.add_argument("--init", type=Path, default=None, help="start from these weights")
+    parser.add_argument(
+        "--layers", type=int, default=None, help="deepen the --init model to this many layers"
+    )
     parser.add_argument("--verdict-weight", type=float, default=1.0)
     parser.add_argument(
         "--check-slips", type=float, default=0.0, help="share of checks shown slipped"
@@ -256,6 +296,7 @@ def main() -> None:
         check_slips=args.check_slips,
         learn_steps=args.learn_steps,
         bad_weight=args.bad_weight,
+        layers=args.layers,
     )
 
 
