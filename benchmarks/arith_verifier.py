@@ -14,7 +14,10 @@ Printed, each with a 95% bootstrap interval over problems:
 - step AUROC: each step's score against its label (right so far or not);
 - final-answer AUROC: the solution's outcome score against whether its answer
   is right, over distinct solutions (each problem's one right solution against
-  its distinct wrong ones) and over every sample as drawn;
+  its distinct wrong ones) and over every sample as drawn; beside it, what a
+  perfect process verifier would score (the exact step labels: a solution is
+  right when every step is), which is less than 1 because some solutions reach
+  the right answer through slips that cancel;
 - the go/no-go of a verifier: of the policy's first wrong steps, the share the
   verifier lets pass (score >= 0.5), beside the policy's own per-step slip rate;
 - best-of-N by the verifier's outcome against majority voting over the same
@@ -51,6 +54,7 @@ class Judged:
 
     steps: list[tuple[float, bool]]  # (score, right so far) for every step of distinct solutions
     finals: list[tuple[float, bool]]  # (outcome, answer right) for distinct solutions
+    perfect: list[tuple[float, bool]]  # (every step right, answer right), distinct solutions
     drawn: list[tuple[float, bool]]  # (outcome, answer right) for every sample as drawn
     first_wrong: list[float]  # the score of each distinct solution's first wrong step
     best: bool  # best-of-N right
@@ -116,15 +120,15 @@ def main() -> None:
     judged: list[Judged] = []
     step_count = first_wrong_count = 0
     for i, (problem, generation) in enumerate(zip(task.problems, generations, strict=True)):
-        steps_scored, finals, first_wrong = [], [], []
+        steps_scored, finals, perfect, first_wrong = [], [], [], []
         for (j, steps), verdict in verdict_of.items():
             if j != i:
                 continue
             labels = step_labels(problem, "\n".join(steps))
             steps_scored += zip(verdict.step_scores, labels, strict=True)
-            finals.append(
-                (verdict.outcome, task.is_correct(extract_answer("\n".join(steps)), problem))
-            )
+            right = task.is_correct(extract_answer("\n".join(steps)), problem)
+            finals.append((verdict.outcome, right))
+            perfect.append((float(all(labels)), right))
             if False in labels:
                 first_wrong.append(verdict.step_scores[labels.index(False)])
         texts = [c.text for c in generation.completions]
@@ -137,6 +141,7 @@ def main() -> None:
             Judged(
                 steps=steps_scored,
                 finals=finals,
+                perfect=perfect,
                 drawn=list(zip(outcomes, marks, strict=True)),
                 first_wrong=first_wrong,
                 best=marks[max(range(len(texts)), key=outcomes.__getitem__)],
@@ -171,6 +176,11 @@ def main() -> None:
     print(f"\nstep AUROC                         {interval(judged, pooled('steps'))}")
     print(f"final AUROC, distinct solutions    {interval(judged, pooled('finals'))}")
     print(f"final AUROC, samples as drawn      {interval(judged, pooled('drawn'))}")
+    lucky = sum(t and s == 0 for j in judged for s, t in j.perfect)
+    print(
+        f"final AUROC of a perfect process verifier, distinct solutions "
+        f"{interval(judged, pooled('perfect'))}: {lucky} right answers reached through wrong steps"
+    )
     misses = [s >= 0.5 for j in judged for s in j.first_wrong]
     right_steps = [s < 0.5 for j in judged for s, t in j.steps if t]
     print(
