@@ -42,7 +42,7 @@ DEMO_SWEEP := --task arith --limit 100 --strategies majority,best_of_n,weighted_
 
 demo: $(VENV)/.installed
 	$(VENV)/bin/ponder solve "Start with 37. Add 48. Multiply by 6. Subtract 25." \
-		--strategy beam_search --budget 4 --verbose
+		--strategy compute_optimal --budget 16 --verbose
 	$(VENV)/bin/ponder eval $(DEMO_SWEEP)
 	$(VENV)/bin/ponder report runs/demo
 
