@@ -3,26 +3,27 @@ calibration end to end."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 import subprocess
 
 import pytest
 
-from ponder import ConfigError
+from ponder import ConfigError, run_sync
 from ponder.evaluation.calibrate import make_policy
-from ponder.evaluation.config import fingerprint
 from ponder.evaluation.store import Row
 from ponder.generators.transformers import TransformersGenerator
+from ponder.identity import fingerprint
 from ponder.models import embedded_policy, embedded_verifier
-from ponder.policy import Choice, Configuration, Policy, identify, quantile_edges
+from ponder.policy import Configuration, Entry, Policy, identify, quantile_edges
 from ponder.strategies import make_strategy
 from ponder.tasks.arith import arith_task
 from ponder.verifiers import load_verifier
 
 
-def choice(name: str) -> Choice:
-    return Choice(configuration=name, accuracy=0.5, problems=10)
+def choice(name: str) -> Entry:
+    return Entry(configuration=name, accuracy=0.5, problems=10)
 
 
 def policy(models: dict | None = None) -> Policy:
@@ -272,7 +273,7 @@ def test_calibrate_then_solve_and_eval_with_the_policy(ponder_cli, tmp_path):
 
 def test_a_shared_budget_goes_to_the_hard_but_solvable():
     def row(*accuracies):
-        return tuple(Choice("majority", a, 10) for a in accuracies)
+        return tuple(Entry("majority", a, 10) for a in accuracies)
 
     # bins: easy (right at once), hard but solvable (gains with N), hopeless (never right)
     table = {4: row(0.9, 0.3, 0.0), 16: row(0.9, 0.6, 0.0), 64: row(0.92, 0.7, 0.0)}
@@ -293,8 +294,8 @@ def test_a_batch_shares_one_budget_by_its_pilots(models, task, tmp_path):
     generator, prm = models
     path = tmp_path / "policy.json"
     table = {
-        4: (choice("majority"), Choice("majority", 0.2, 5)),
-        8: (choice("majority"), Choice("majority", 0.6, 5)),
+        4: (choice("majority"), Entry("majority", 0.2, 5)),
+        8: (choice("majority"), Entry("majority", 0.6, 5)),
     }
     Policy(
         pilot=4, edges=(0.5,), table=table,
@@ -313,3 +314,33 @@ def test_a_batch_shares_one_budget_by_its_pilots(models, task, tmp_path):
         assert (result.budget == 8) <= (result.details["reading"] <= 0.5)
     with pytest.raises(ConfigError, match="cannot give 4 prompts"):
         strategy.run_allocated(problems, total=12)
+
+
+def test_one_instance_serves_concurrent_calls_as_it_serves_them_apart(models, task, tmp_path):
+    """Two allocations at once on the same strategy object (as a server would make them)
+    give what each gives alone: the object keeps no per-call state."""
+    generator, prm = models
+    path = tmp_path / "policy.json"
+    table = {
+        4: (choice("majority"), Entry("majority", 0.2, 5)),
+        8: (choice("majority"), Entry("majority", 0.6, 5)),
+    }
+    Policy(
+        pilot=4, edges=(0.5,), table=table,
+        models={"generator": identify(generator), "verifier": identify(prm)},
+    ).save(path)  # fmt: skip
+    strategy = make_strategy(
+        "compute_optimal", generator, task, prm, {"policy": str(path), "max_tokens": "160"}
+    )
+    first, second = task.problems[:3], task.problems[3:6]
+    apart = [strategy.run_allocated(first, total=16), strategy.run_allocated(second, total=20)]
+
+    async def together():
+        return await asyncio.gather(
+            strategy.arun_allocated(first, total=16), strategy.arun_allocated(second, total=20)
+        )
+
+    for alone, concurrent in zip(apart, run_sync(together()), strict=True):
+        assert [r.budget for r in concurrent] == [r.budget for r in alone]
+        assert [r.answer for r in concurrent] == [r.answer for r in alone]
+        assert [r.cost.samples for r in concurrent] == [r.cost.samples for r in alone]

@@ -62,6 +62,9 @@ class Recording:
     shape = property(lambda self: self.inner.shape)
     folder = property(lambda self: self.inner.folder)
 
+    async def connect(self) -> str:
+        return await self.inner.connect()
+
     async def count_prompt_tokens(self, prompts: Sequence[Prompt]) -> list[int]:
         return await self.inner.count_prompt_tokens(prompts)
 
@@ -84,16 +87,18 @@ class Faulty(Recording):
     async def generate(self, prompts: Sequence[Prompt], params: SamplingParams) -> list[Generation]:
         out = await self.inner.generate(prompts, params)
         if self.fault == "empty":
-            return [
+            kept = [
                 dataclasses.replace(
                     g, completions=tuple(dataclasses.replace(c, text="") for c in g.completions)
                 )
                 for g in out
             ]
-        kept = []
-        for i, g in enumerate(out):  # fewer samples: drop every other one, all of some prompts
-            completions = g.completions[::2] if i % 3 else ()
-            kept.append(dataclasses.replace(g, completions=completions))
+        else:
+            kept = []
+            for i, g in enumerate(out):  # fewer samples: every other one, none for some prompts
+                completions = g.completions[::2] if i % 3 != 1 else ()
+                kept.append(dataclasses.replace(g, completions=completions))
+        self.calls.append((len(prompts), sum(len(g.completions) for g in kept)))
         return kept
 
 
@@ -131,6 +136,40 @@ def test_respects_its_budget_and_answers(name, policy, prm, task, easy):
         assert recorder.calls[0][0] == len(easy)
 
 
+@pytest.fixture(scope="module")
+def hard(task):
+    """Two five-operation problems or longer: the policy's samples of them differ."""
+    return [p for p in task.problems if p.metadata["difficulty"]["steps"] >= 5][:2]
+
+
+def spelled(trace, node: int) -> str:
+    """The texts on the path from the problem to `node`, joined."""
+    texts = []
+    while trace[node].parent is not None:
+        texts.append(trace[node].text)
+        node = trace[node].parent
+    return "\n".join(reversed(texts))
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if n != "compute_optimal"])
+@pytest.mark.parametrize("behind_a_pilot", [False, True], ids=["alone", "behind-pilot"])
+def test_the_chosen_node_holds_the_chosen_solution(name, behind_a_pilot, policy, prm, task, hard):
+    """A whole-solution strategy's node holds the chosen text; a step-level one's (and budget
+    forcing's) holds its last piece, and the path from the problem spells the solution."""
+    if behind_a_pilot:
+        chosen = strategy("compute_optimal", policy, prm, task, force=name)
+        n = 8  # a pilot of 4, then 4 for the forced strategy
+    else:
+        chosen, n = strategy(name, policy, prm, task), 4
+    for result in chosen.run_many(hard, n):
+        assert result.chosen is not None and result.chosen_node is not None
+        node = result.trace[result.chosen_node]
+        words = result.chosen.text.split()
+        assert node.text == result.chosen.text or (
+            node.kind != "sample" and spelled(result.trace, node.id).split() == words
+        ), (node, result.chosen.text)
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_reproducible_under_a_seed_alone_or_in_a_batch(name, policy, prm, task, easy):
     first = strategy(name, policy, prm, task, seed=7).run_many(easy, 4)
@@ -154,10 +193,16 @@ def test_a_budget_of_one(name, policy, prm, task, easy):
 @pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize("fault", ["empty", "fewer"])
 def test_survives_empty_and_missing_samples(name, fault, policy, prm, task, easy):
-    result = strategy(name, Faulty(policy, fault), prm, task).run(easy[0], 4)
+    faulty = Faulty(policy, fault)
+    result = strategy(name, faulty, prm, task).run(easy[0], 4)
+    # The meter counts the calls made and the samples that came back, not those asked for.
+    assert result.cost.calls == len(faulty.calls) >= 1
+    assert result.cost.samples == sum(samples for _, samples in faulty.calls)
     if fault == "empty":  # nothing to extract: no answer, but a result with its cost
-        assert result.answer is None
-    assert result.cost.calls >= 1
+        assert result.answer is None and all(c.answer is None for c in result.candidates)
+    else:  # half the samples lost: it answers from those it got
+        assert result.cost.samples >= 1
+        assert result.answer is not None and result.chosen in result.candidates
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -109,8 +109,17 @@ def test_chat_prompt_without_template_is_a_clear_error(tiny_model, tmp_path):
 
 def test_large_calls_are_split_into_batches(tiny_model):
     small_batches = TransformersGenerator(tiny_model, max_batch_size=4)
-    wide = generate(small_batches, [RAW, OTHER, RAW], n=3, max_tokens=10, seed=2)
+    rows: list[int] = []  # the sequences in each forward pass of the real model
+    hook = small_batches._model.register_forward_pre_hook(
+        lambda _, args, kwargs: rows.append(kwargs["input_ids"].shape[0]), with_kwargs=True
+    )
+    try:
+        wide = generate(small_batches, [RAW, OTHER, RAW], n=3, max_tokens=10, seed=2)
+    finally:
+        hook.remove()
     assert [len(g.completions) for g in wide] == [3, 3, 3]
+    # 9 sequences asked for, at most 4 at a time: one prompt's 3 samples per batch.
+    assert rows and max(rows) == 3 and rows.count(1) == 3, rows
 
 
 @pytest.mark.parametrize(

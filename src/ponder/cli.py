@@ -354,7 +354,6 @@ def _print_summary(analysis: object, as_json: bool) -> None:
 def _solve(args: argparse.Namespace) -> int:
     from ponder.budget import Budget
     from ponder.generators import load_generator
-    from ponder.generators.openai import OpenAIGenerator
     from ponder.solve import asolve
     from ponder.strategies import parse_pairs
     from ponder.strategies.registry import needs_verifier, parse_params
@@ -388,12 +387,9 @@ def _solve(args: argparse.Namespace) -> int:
             model=args.served_prm,
             shape_from=args.prm_config,
         )
-        connect = getattr(verifier, "connect", None)
-        if connect is not None:
-            run_sync(connect())
+        run_sync(verifier.connect())
     generator = load_generator(args.model, model=args.served_model, shape_from=args.model_config)
-    if isinstance(generator, OpenAIGenerator):
-        run_sync(generator.connect())
+    run_sync(generator.connect())
     prompt_format = {"chat": MATH_CHAT, "raw": MATH_RAW, "auto": None}[args.format]
     result = run_sync(
         asolve(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import inspect
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +20,12 @@ from ponder.budget.flops import ModelShape
 from ponder.errors import ConfigError, ModelLoadError
 
 T = TypeVar("T")
+
+
+def cache_argument(forward: Callable[..., Any]) -> str:
+    """The keyword that passes a KV cache to `forward`: "cache" since transformers renamed it
+    (5.x; the old name warns and goes in 5.40), "past_key_values" before."""
+    return "cache" if "cache" in inspect.signature(forward).parameters else "past_key_values"
 
 
 class LocalModel:

@@ -29,6 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from ponder.errors import ConfigError
+from ponder.identity import PORTABLE
+from ponder.identity import identify as full_identity
 
 FORMAT = "ponder-compute-optimal/1"
 
@@ -60,18 +62,14 @@ class Configuration:
 
 
 def identify(model: Any) -> dict[str, Any]:
-    """What identifies a generator or verifier for a policy: its name and folder fingerprint."""
-    from ponder.evaluation.config import fingerprint
-
-    identity: dict[str, Any] = {"name": getattr(model, "name", type(model).__name__)}
-    folder = getattr(model, "folder", None)
-    if folder is not None:
-        identity["sha256_of_files"] = fingerprint(folder)["sha256_of_files"]
-    return identity
+    """What identifies a generator or verifier for a policy: its name and folder fingerprint,
+    the parts of `ponder.identity.identify` that are the same on every machine."""
+    identity = full_identity(model)
+    return {key: identity[key] for key in PORTABLE if key in identity}
 
 
 @dataclass(frozen=True, slots=True)
-class Choice:
+class Entry:
     """The configuration kept for one (budget, difficulty bin), and what it was chosen from.
 
     `budget`: the samples to spend, at most the row's budget (None: all of it). A
@@ -94,12 +92,12 @@ class Policy:
 
     `edges` are the pilot readings that separate the bins, highest first: bin 1
     (easiest) holds readings above `edges[0]`, the last bin those at or below
-    `edges[-1]`. `table[budget][bin - 1]` is that bin's `Choice`.
+    `edges[-1]`. `table[budget][bin - 1]` is that bin's `Entry`.
     """
 
     pilot: int
     edges: tuple[float, ...]
-    table: dict[int, tuple[Choice, ...]]
+    table: dict[int, tuple[Entry, ...]]
     models: dict[str, Any]
     made_with: dict[str, Any] = field(default_factory=dict)
 
@@ -228,7 +226,7 @@ class Policy:
             return cls(
                 pilot=int(data["pilot"]),
                 edges=tuple(float(e) for e in data["edges"]),
-                table={int(b): tuple(Choice(**c) for c in row) for b, row in data["table"].items()},
+                table={int(b): tuple(Entry(**c) for c in row) for b, row in data["table"].items()},
                 models=data["models"],
                 made_with={**data.get("made_with", {}), "path": str(source)},
             )

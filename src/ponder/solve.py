@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -24,14 +25,22 @@ def default_format(generator: Generator) -> PromptFormat:
     arith policy does), else chat prompts for models with a chat template and
     raw prompts for base models.
     """
-    folder = getattr(generator, "folder", None)
-    declared = PromptFormat.of_folder(folder) if folder is not None else None
+    folder = generator.folder
+    if folder is None:  # a served model: the server applies its chat template
+        return MATH_CHAT
+    declared = PromptFormat.of_folder(folder)
     if declared is not None:
         return declared
-    tokenizer = getattr(generator, "tokenizer", None)
-    if tokenizer is not None and not getattr(tokenizer, "chat_template", None):
-        return MATH_RAW
-    return MATH_CHAT
+    return MATH_CHAT if has_chat_template(folder) else MATH_RAW
+
+
+def has_chat_template(folder: Path) -> bool:
+    """Whether the tokenizer in a model folder has a chat template (in its own file, as
+    transformers writes it now, or in tokenizer_config.json, as it did before)."""
+    if (folder / "chat_template.jinja").is_file() or (folder / "chat_template.json").is_file():
+        return True
+    config = folder / "tokenizer_config.json"
+    return config.is_file() and bool(json.loads(config.read_text()).get("chat_template"))
 
 
 def question_task(prompt_format: PromptFormat) -> Task:

@@ -16,6 +16,7 @@ import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
 from ponder.budget.flops import ModelShape
@@ -205,6 +206,11 @@ class _Backend(Protocol):
     @property
     def shape(self) -> ModelShape | None: ...
 
+    @property
+    def folder(self) -> Path | None: ...
+
+    async def connect(self) -> str: ...
+
     async def aclose(self) -> None: ...
 
 
@@ -225,6 +231,13 @@ class _Metered(Generic[B]):
     @property
     def shape(self) -> ModelShape | None:
         return self.inner.shape
+
+    @property
+    def folder(self) -> Path | None:
+        return self.inner.folder
+
+    async def connect(self) -> str:
+        return await self.inner.connect()
 
     async def aclose(self) -> None:
         await self.inner.aclose()

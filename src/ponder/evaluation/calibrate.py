@@ -23,7 +23,7 @@ from ponder.errors import ConfigError
 from ponder.evaluation.config import EvalConfig, StrategySpec, strategy_specs
 from ponder.evaluation.runner import Progress, Sweep
 from ponder.evaluation.store import Row, Store
-from ponder.policy import Choice, Configuration, Policy, bin_of, identify, quantile_edges
+from ponder.policy import Configuration, Entry, Policy, bin_of, identify, quantile_edges
 
 NAME = "compute_optimal"
 
@@ -77,7 +77,7 @@ def make_policy(
     tokens_in = {
         cell: {c: statistics.fmean(v) for c, v in by.items()} for cell, by in tokens.items()
     }
-    table: dict[int, list[Choice]] = {}
+    table: dict[int, list[Entry]] = {}
     budgets = sorted({b for b, _ in right})
     for budget in budgets:
         choices = []
@@ -96,7 +96,7 @@ def make_policy(
             accuracy, _, spend, best = max(options)
             problems = len(members[(budget, b)])  # seeds repeat a problem
             choices.append(
-                Choice(
+                Entry(
                     configuration=best,
                     accuracy=round(accuracy, 4),
                     problems=problems,

@@ -6,10 +6,7 @@ meta table), so a run can be repeated or resumed from its folder alone.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 from ponder.errors import ConfigError
@@ -150,34 +147,6 @@ class EvalConfig:
             and mine[k] != theirs[k]
             and not (k in EXTENSIBLE and all(v in theirs[k] for v in mine[k]))
         ]
-
-
-def fingerprint(folder: str | Path) -> dict[str, Any]:
-    """What identifies a local model folder: the names and sizes of the files that define the
-    model (config, weights, tokenizer, ponder's reading formats) and the content of its JSON.
-
-    Cheap for any model size (weights are not read); enough to notice that a
-    folder now holds another model. Its documentation (a model card, a training
-    log) is not counted: editing it leaves the model the same.
-    """
-    path = Path(folder)
-    digest = hashlib.sha256()
-    for file in sorted(p for p in path.iterdir() if p.is_file() and not _documents(p)):
-        digest.update(f"{file.name}:{file.stat().st_size}\n".encode())
-        if file.suffix == ".json":
-            digest.update(file.read_bytes())
-    config = (
-        json.loads((path / "config.json").read_text()) if (path / "config.json").is_file() else {}
-    )
-    return {
-        "path": str(path.resolve()),
-        "architectures": config.get("architectures"),
-        "sha256_of_files": digest.hexdigest()[:16],
-    }
-
-
-def _documents(file: Path) -> bool:
-    return file.suffix.lower() in (".md", ".html", ".png") or file.name == "training_log.json"
 
 
 def strategy_specs(names: list[str], pairs: dict[str, str]) -> tuple[StrategySpec, ...]:

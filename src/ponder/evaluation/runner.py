@@ -25,12 +25,13 @@ from pathlib import Path
 from typing import Any
 
 from ponder.errors import ConfigError
-from ponder.evaluation.config import EvalConfig, StrategySpec, fingerprint
+from ponder.evaluation.config import EvalConfig, StrategySpec
 from ponder.evaluation.reuse import Recorder, Replayer, VerdictCache
 from ponder.evaluation.store import Difficulty, Row, Store
 from ponder.generators import Generator, load_generator
+from ponder.identity import identify
 from ponder.strategies.registry import make_strategy, strategy_class
-from ponder.strategies.scoring import Sampling, answer_groups
+from ponder.strategies.scoring import Sampling, agreement
 from ponder.tasks import MATH_CHAT, MATH_RAW, Problem, Task, load_task
 from ponder.types import Result
 from ponder.verifiers import Verifier, load_verifier
@@ -96,15 +97,9 @@ class Sweep:
 
     def _describe_models(self, config: EvalConfig) -> dict[str, Any]:
         """Names and fingerprints: the local folder, or a served model's config folder."""
-        models: dict[str, Any] = {"generator": {"name": self.generator.name}}
-        folder = getattr(self.generator, "folder", None) or config.model_config
-        if folder is not None:
-            models["generator"].update(fingerprint(folder))
+        models = {"generator": identify(self.generator, config.model_config)}
         if self.verifier is not None:
-            models["verifier"] = {"name": self.verifier.name}
-            folder = getattr(self.verifier, "folder", None) or config.prm_config
-            if folder is not None:
-                models["verifier"].update(fingerprint(folder))
+            models["verifier"] = identify(self.verifier, config.prm_config)
         return models
 
     def _task(self, name: str) -> Task:
@@ -162,10 +157,9 @@ class Sweep:
 
     async def connect(self) -> None:
         """Check that model servers answer (local models need nothing)."""
-        for backend in (self.generator, self.verifier):
-            connect = getattr(backend, "connect", None)
-            if connect is not None:
-                await connect()
+        await self.generator.connect()
+        if self.verifier is not None:
+            await self.verifier.connect()
 
     async def run(self) -> None:
         await self.connect()
@@ -216,9 +210,7 @@ class Sweep:
                 scores = [c.scores.get("outcome", 0.0) for c in result.candidates]
                 predicted, source = (statistics.fmean(scores) if scores else 0.0), "verifier"
             else:
-                groups = answer_groups(task, list(result.candidates))
-                largest = max((len(g) for g in groups), default=0)
-                predicted = largest / max(1, len(result.candidates))
+                predicted = agreement(task, result.candidates)
                 source = "agreement"
             self.store.add_difficulty(
                 [Difficulty(name, problem.id, len(result.candidates), right, predicted, source)]

@@ -23,33 +23,57 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from ponder.errors import ConfigError
 
-SCHEMA = """
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One stored result: a problem solved by a strategy at a budget under a seed."""
+
+    task: str
+    strategy: str
+    budget: int
+    seed: int
+    problem: str
+    correct: bool
+    answer: str | None
+    gold: str | None
+    samples: int
+    right_samples: int
+    prompt_tokens: int
+    generated_tokens: int
+    verifier_tokens: int
+    flops: float
+    wall_seconds: float
+    reused: bool
+    stopped_by_budget: bool
+    record: dict[str, Any]
+
+    @property
+    def key(self) -> tuple[str, str, int, int, str]:
+        return (self.task, self.strategy, self.budget, self.seed, self.problem)
+
+
+# Each column's SQLite type, by the type of the `Row` field it stores.
+_SQL_TYPES = {
+    "str": "TEXT NOT NULL",
+    "str | None": "TEXT",
+    "int": "INTEGER NOT NULL",
+    "bool": "INTEGER NOT NULL",
+    "float": "REAL NOT NULL",
+    "dict[str, Any]": "TEXT NOT NULL",  # JSON
+}
+RESULT_COLUMNS = tuple(f.name for f in fields(Row))  # declared once: by `Row`
+_RESULTS = ",\n".join(f"    {f.name} {_SQL_TYPES[str(f.type)]}" for f in fields(Row))
+
+SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS results (
-    task TEXT NOT NULL,
-    strategy TEXT NOT NULL,
-    budget INTEGER NOT NULL,
-    seed INTEGER NOT NULL,
-    problem TEXT NOT NULL,
-    correct INTEGER NOT NULL,
-    answer TEXT,
-    gold TEXT,
-    samples INTEGER NOT NULL,
-    right_samples INTEGER NOT NULL,
-    prompt_tokens INTEGER NOT NULL,
-    generated_tokens INTEGER NOT NULL,
-    verifier_tokens INTEGER NOT NULL,
-    flops REAL NOT NULL,
-    wall_seconds REAL NOT NULL,
-    reused INTEGER NOT NULL,
-    stopped_by_budget INTEGER NOT NULL,
-    record TEXT NOT NULL,
+{_RESULTS},
     PRIMARY KEY (task, strategy, budget, seed, problem)
 );
 CREATE TABLE IF NOT EXISTS traces (
@@ -92,34 +116,6 @@ RESULT_COLUMNS = (
     "stopped_by_budget",
     "record",
 )
-
-
-@dataclass(frozen=True, slots=True)
-class Row:
-    """One stored result: a problem solved by a strategy at a budget under a seed."""
-
-    task: str
-    strategy: str
-    budget: int
-    seed: int
-    problem: str
-    correct: bool
-    answer: str | None
-    gold: str | None
-    samples: int
-    right_samples: int
-    prompt_tokens: int
-    generated_tokens: int
-    verifier_tokens: int
-    flops: float
-    wall_seconds: float
-    reused: bool
-    stopped_by_budget: bool
-    record: dict[str, Any]
-
-    @property
-    def key(self) -> tuple[str, str, int, int, str]:
-        return (self.task, self.strategy, self.budget, self.seed, self.problem)
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@ import dataclasses
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from ponder.budget.flops import ModelShape
@@ -91,6 +92,20 @@ class Generator(Protocol):
     def shape(self) -> ModelShape | None:
         """The model's shape for FLOPs estimates, or None when unknown."""
         ...
+
+    @property
+    def folder(self) -> Path | None:
+        """The local folder the model was loaded from; None for a served model (the default
+        of a class that subclasses `Generator`)."""
+        return None
+
+    async def connect(self) -> str:
+        """Check that the backend answers and has the model; return the model's name.
+
+        A served model's server is asked; a local model is loaded already (the default:
+        nothing to check).
+        """
+        return self.name
 
     async def generate(self, prompts: Sequence[Prompt], params: SamplingParams) -> list[Generation]:
         """Sample `params.n` completions for each prompt, in order.

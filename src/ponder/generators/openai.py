@@ -73,6 +73,10 @@ class OpenAIGenerator:
     def shape(self) -> ModelShape | None:
         return self._shape
 
+    @property
+    def folder(self) -> None:
+        return None  # served
+
     async def connect(self) -> str:
         """Check that the server answers and knows the model; return the model's name."""
         self._model = await served_model(self._client, self._base_url, self._model)

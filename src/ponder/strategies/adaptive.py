@@ -44,11 +44,12 @@ from ponder.errors import ConfigError
 from ponder.strategies.base import BaseStrategy, Choice, Run
 from ponder.strategies.scoring import (
     Sampling,
-    answer_groups,
     check_aggregation,
     sample,
     score_key,
+    tally,
     verify,
+    winner,
 )
 
 VOTES = ("count", "score")
@@ -117,11 +118,10 @@ class Adaptive(BaseStrategy[AdaptiveParams]):
 
     def votes(self, run: Run) -> tuple[list[list[int]], list[float]]:
         """The run's answer groups and each one's vote total."""
-        groups = answer_groups(run.task, run.candidates)
         if self.params.votes == "count":
-            return groups, [float(len(g)) for g in groups]
+            return tally(run.task, run.candidates)
         key = score_key(self.params.aggregation)
-        return groups, [sum(run.candidates[i].scores.get(key, 0.0) for i in g) for g in groups]
+        return tally(run.task, run.candidates, lambda i: run.candidates[i].scores.get(key, 0.0))
 
     async def solve(self, run: Run) -> Choice:
         """Samples already in the run (another strategy's pilot) vote from the start: when
@@ -148,10 +148,9 @@ class Adaptive(BaseStrategy[AdaptiveParams]):
 
     def select(self, run: Run) -> Choice:
         """The answer with the largest vote; its best-scored (or first) sample is the pick."""
-        groups, totals = self.votes(run)
-        if not groups:
+        chosen = winner(*self.votes(run))
+        if chosen is None:
             return Choice(None)
-        winner = groups[max(range(len(groups)), key=lambda g: (totals[g], -g))]
         key = score_key(self.params.aggregation)
-        best = max(winner, key=lambda i: (run.candidates[i].scores.get(key, 0.0), -i))
-        return Choice(run.candidates[best], run.nodes[best])
+        best = max(chosen, key=lambda i: (run.candidates[i].scores.get(key, 0.0), -i))
+        return run.pick(best)

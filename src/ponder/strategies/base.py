@@ -113,6 +113,11 @@ class Run:
         self.candidates.append(candidate)
         self.nodes.append(node)
 
+    def pick(self, index: int, details: dict[str, Any] | None = None) -> Choice:
+        """The choice of candidate `index`, counted over all the run's candidates (a pilot's
+        included, in the order they were kept), with the trace node that holds it."""
+        return Choice(self.candidates[index], self.nodes[index], details or {})
+
 
 @dataclass(frozen=True, slots=True)
 class Choice:
@@ -189,7 +194,7 @@ class BaseStrategy(ABC, Generic[P]):
             range(len(run.candidates)),
             key=lambda i: (run.candidates[i].answer is not None, _score(run.candidates[i]), -i),
         )
-        return Choice(run.candidates[best], run.nodes[best])
+        return run.pick(best)
 
     def sampling(self, run: Run, **values: Any) -> SamplingParams:
         """Sampling parameters for the run's next call, with a fresh seed."""

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Hashable, Sequence
+from pathlib import Path
 from typing import Generic, TypeVar
 
 from ponder.budget.flops import ModelShape
@@ -108,6 +109,13 @@ class CoalescingGenerator:
     def shape(self) -> ModelShape | None:
         return self.inner.shape
 
+    @property
+    def folder(self) -> Path | None:
+        return self.inner.folder
+
+    async def connect(self) -> str:
+        return await self.inner.connect()
+
     async def count_prompt_tokens(self, prompts: Sequence[Prompt]) -> list[int]:
         return await self.inner.count_prompt_tokens(prompts)
 
@@ -143,6 +151,13 @@ class CoalescingVerifier:
     @property
     def shape(self) -> ModelShape | None:
         return self.inner.shape
+
+    @property
+    def folder(self) -> Path | None:
+        return self.inner.folder
+
+    async def connect(self) -> str:
+        return await self.inner.connect()
 
     async def count_tokens(self, solutions: Sequence[Solution]) -> list[int]:
         return await self.inner.count_tokens(solutions)

@@ -59,4 +59,4 @@ class BestOfMajority(BaseStrategy[BestOfMajorityParams]):
             (i for group in frequent for i in group),
             key=lambda i: (candidates[i].scores.get(key, 0.0), -i),
         )
-        return Choice(candidates[best], run.nodes[best])
+        return run.pick(best)

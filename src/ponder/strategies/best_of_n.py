@@ -37,6 +37,7 @@ class BestOfN(BaseStrategy[BestOfNParams]):
         return n
 
     async def solve(self, run: Run) -> Choice:
+        start = len(run.candidates)  # a pilot's candidates come first; the pick is among its own
         candidates = await verify(
             run, await sample(run, self.params.params(run.n, run.call_seed()))
         )
@@ -44,4 +45,4 @@ class BestOfN(BaseStrategy[BestOfNParams]):
             return Choice(None)
         key = score_key(self.params.aggregation)
         best = max(range(len(candidates)), key=lambda i: (candidates[i].scores[key], -i))
-        return Choice(candidates[best], run.nodes[best])
+        return run.pick(start + best)

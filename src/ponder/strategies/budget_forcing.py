@@ -75,9 +75,9 @@ class BudgetForcing(BaseStrategy[BudgetForcingParams]):
     def _latest(self, run: Run) -> Choice:
         for i in reversed(range(len(run.candidates))):
             if run.candidates[i].answer is not None:
-                return Choice(run.candidates[i], run.nodes[i])
+                return run.pick(i)
         if run.candidates:
-            return Choice(run.candidates[-1], run.nodes[-1])
+            return run.pick(-1)
         return Choice(None)
 
     def select(self, run: Run) -> Choice:

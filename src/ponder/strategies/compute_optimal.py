@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
@@ -39,7 +40,8 @@ from ponder.errors import ConfigError
 from ponder.generators.base import derive_seed
 from ponder.policy import Configuration, Policy
 from ponder.strategies.base import BaseStrategy, Choice, Run
-from ponder.strategies.scoring import Sampling, answer_groups, sample, verify
+from ponder.strategies.catalog import build, lookup
+from ponder.strategies.scoring import Sampling, agreement, sample, verify, vote
 from ponder.sync import run_sync
 from ponder.tasks import Problem
 from ponder.types import Result
@@ -77,10 +79,9 @@ class ComputeOptimalParams(Sampling):
 def pilot_reading(run: Run, pilots: list[Any]) -> dict[str, float]:
     """The pilot's agreement (largest answer group's share), mean verifier score, and the
     predicted-difficulty reading made of them (high: easy)."""
-    groups = answer_groups(run.task, pilots)
-    agreement = max((len(g) for g in groups), default=0) / len(pilots) if pilots else 0.0
+    agreed = agreement(run.task, pilots)
     score = sum(c.scores.get("outcome", 0.0) for c in pilots) / max(1, len(pilots))
-    return {"agreement": agreement, "verifier_score": score, "reading": (agreement + score) / 2}
+    return {"agreement": agreed, "verifier_score": score, "reading": (agreed + score) / 2}
 
 
 class ComputeOptimal(BaseStrategy[ComputeOptimalParams]):
@@ -104,7 +105,7 @@ class ComputeOptimal(BaseStrategy[ComputeOptimalParams]):
         if path is None:
             from ponder.models import embedded_policy
 
-            if Path(getattr(self.generator, "folder", "")) != embedded_policy():
+            if self.generator.folder != embedded_policy():
                 raise ConfigError(
                     "compute_optimal needs a policy for this model: make one with "
                     "`ponder calibrate` and give it as --param policy=FILE"
@@ -129,17 +130,13 @@ class ComputeOptimal(BaseStrategy[ComputeOptimalParams]):
         """The strategy object of a configuration, sampling as this one does by default."""
         from dataclasses import fields
 
-        from ponder.strategies.registry import make_strategy, strategy_class
-
-        cls = strategy_class(configuration.strategy)
+        cls = lookup(configuration.strategy)
         values = dict(configuration.params)
         names = {f.name for f in fields(cls.Params)}
         for shared in ("max_tokens", "temperature", "top_p"):
             if shared in names and shared not in values:
                 values[shared] = str(getattr(self.params, shared))
-        return make_strategy(
-            configuration.strategy, self.generator, self.task, self.verifier, values, seed=None
-        )
+        return build(cls, self.generator, self.task, self.verifier, values, seed=None)
 
     def sample_limit(self, n: int) -> int:
         rest = n - self.params.pilot
@@ -160,11 +157,11 @@ class ComputeOptimal(BaseStrategy[ComputeOptimalParams]):
         if self.policy is None:
             raise ConfigError("allocating a budget needs a policy, not a forced configuration")
         gate = _Allocation(self.policy, [p.id for p in problems], total)
-        self._allocation = gate
+        token = _ALLOCATION.set(gate)  # this call's tasks see it; a concurrent call, its own
         try:
             results = await self.arun_many(problems, max(self.policy.table))
         finally:
-            self._allocation = None
+            _ALLOCATION.reset(token)
         return [
             replace(
                 r,
@@ -178,7 +175,7 @@ class ComputeOptimal(BaseStrategy[ComputeOptimalParams]):
         return run_sync(self.arun_allocated(problems, total))
 
     async def solve(self, run: Run) -> Choice:
-        gate: _Allocation | None = getattr(self, "_allocation", None)
+        gate = _ALLOCATION.get()
         size = min(self.params.pilot, run.n)
         try:
             pilots = await verify(run, await sample(run, self.params.params(size, run.call_seed())))
@@ -222,11 +219,8 @@ class ComputeOptimal(BaseStrategy[ComputeOptimalParams]):
         return replace(choice, details={**choice.details, **details})
 
     def _vote(self, run: Run) -> Choice:
-        groups = answer_groups(run.task, run.candidates)
-        if not groups:
-            return Choice(None)
-        winner = max(groups, key=len)
-        return Choice(run.candidates[winner[0]], run.nodes[winner[0]])
+        winner = vote(run.task, run.candidates)
+        return Choice(None) if winner is None else run.pick(winner[0])
 
 
 class _Allocation:
@@ -256,3 +250,9 @@ class _Allocation:
     def fail(self) -> None:
         self.failed = True
         self.ready.set()
+
+
+# The allocation an `arun_allocated` call is making, seen by the problems it runs (each
+# asyncio task copies the context it was created in), so the strategy object holds no
+# per-call state and serves concurrent calls.
+_ALLOCATION: ContextVar[_Allocation | None] = ContextVar("ponder_allocation", default=None)

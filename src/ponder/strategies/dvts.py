@@ -14,21 +14,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ponder.errors import ConfigError
 from ponder.strategies.base import BaseStrategy, Choice, Run
-from ponder.strategies.steps import ROOT, Partial, StepSearch, expand, finish, score
+from ponder.strategies.steps import ROOT, BeamSearchBase, Partial, expand, finish, score
 
 
 @dataclass(frozen=True, slots=True)
-class DVTSParams(StepSearch):
+class DVTSParams(BeamSearchBase):
     """`beam_width` (M): steps sampled per subtree per round; there are N / M subtrees."""
-
-    beam_width: int = 4
-
-    def __post_init__(self) -> None:
-        StepSearch.__post_init__(self)
-        if self.beam_width < 1:
-            raise ConfigError(f"beam_width must be at least 1, got {self.beam_width}")
 
 
 class DVTS(BaseStrategy[DVTSParams]):

@@ -43,6 +43,7 @@ class FirstFinish(BaseStrategy[FirstFinishParams]):
         return n * math.ceil(self.params.max_tokens / self.params.chunk_tokens)
 
     async def solve(self, run: Run) -> Choice:
+        start = len(run.candidates)  # a pilot's candidates come first
         chunk = min(self.params.chunk_tokens, self.params.max_tokens)
         params = self.params.params(run.n, run.call_seed()).replace(max_tokens=chunk)
         [generation] = await run.generator.generate([run.prompt()], params)
@@ -81,7 +82,7 @@ class FirstFinish(BaseStrategy[FirstFinishParams]):
             return self.select(run)
         first = min(ended, key=lambda i: (tokens[i], i))
         run.trace.update(nodes[first], kind="answer")
-        return Choice(run.candidates[first], nodes[first])
+        return run.pick(start + first)
 
     def select(self, run: Run) -> Choice:
         finished = [i for i, c in enumerate(run.candidates) if c.finish_reason == "stop"]
@@ -89,4 +90,4 @@ class FirstFinish(BaseStrategy[FirstFinishParams]):
         if not pool:
             return Choice(None)
         first = min(pool, key=lambda i: (run.candidates[i].num_tokens, i))
-        return Choice(run.candidates[first], run.nodes[first])
+        return run.pick(first)

@@ -16,20 +16,17 @@ from dataclasses import dataclass, replace
 
 from ponder.errors import ConfigError
 from ponder.strategies.base import BaseStrategy, Choice, Run
-from ponder.strategies.steps import ROOT, Partial, StepSearch, expand, finish, score
+from ponder.strategies.steps import ROOT, BeamSearchBase, Partial, expand, finish, score
 
 
 @dataclass(frozen=True, slots=True)
-class LookaheadParams(StepSearch):
+class LookaheadParams(BeamSearchBase):
     """`beam_width` (M): steps sampled per kept path; `lookahead`: rollout steps per candidate."""
 
-    beam_width: int = 4
     lookahead: int = 1
 
     def __post_init__(self) -> None:
-        StepSearch.__post_init__(self)
-        if self.beam_width < 1:
-            raise ConfigError(f"beam_width must be at least 1, got {self.beam_width}")
+        BeamSearchBase.__post_init__(self)
         if self.lookahead < 0:
             raise ConfigError(f"lookahead must be >= 0, got {self.lookahead}")
 

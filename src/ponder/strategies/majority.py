@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ponder.strategies.base import BaseStrategy, Choice, Run
-from ponder.strategies.scoring import Sampling, answer_groups, sample
+from ponder.strategies.scoring import Sampling, sample, vote
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,8 +34,7 @@ class Majority(BaseStrategy[MajorityParams]):
         return self.select(run)
 
     def select(self, run: Run) -> Choice:
-        groups = answer_groups(run.task, run.candidates)
-        if not groups:
+        winner = vote(run.task, run.candidates)  # the first of equal groups wins
+        if winner is None:
             return Choice(None)
-        winner = max(groups, key=len)  # max keeps the first of equal groups
-        return Choice(run.candidates[winner[0]], run.nodes[winner[0]])
+        return run.pick(winner[0])

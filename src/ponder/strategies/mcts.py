@@ -181,7 +181,7 @@ class MCTS(BaseStrategy[MCTSParams]):
             while node.children:
                 node = max(node.children, key=lambda c: c.visits)
             if node.candidate is not None:
-                return Choice(run.candidates[node.candidate], run.nodes[node.candidate])
+                return run.pick(node.candidate)
         return self.select(run)
 
 

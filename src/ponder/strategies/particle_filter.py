@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from ponder.errors import ConfigError
 from ponder.strategies.base import BaseStrategy, Choice, Run
-from ponder.strategies.scoring import answer_groups
+from ponder.strategies.scoring import vote
 from ponder.strategies.steps import ROOT, Partial, StepSearch, expand, finish, score
 
 
@@ -123,11 +123,9 @@ class ParticleFilter(BaseStrategy[ParticleFilterParams]):
             return Choice(None)
         if self.params.select == "best":
             i = max(range(len(candidates)), key=lambda i: (weight_of[i], -i))
-            return Choice(candidates[i], run.nodes[i])
-        groups = answer_groups(run.task, candidates)
-        if not groups:
+            return run.pick(i)
+        winner = vote(run.task, candidates, weight_of.__getitem__)
+        if winner is None:
             return self.select(run)
-        totals = [sum(weight_of[i] for i in g) for g in groups]
-        winner = groups[max(range(len(groups)), key=lambda g: (totals[g], -g))]
         i = max(winner, key=lambda i: (weight_of[i], -i))
-        return Choice(candidates[i], run.nodes[i])
+        return run.pick(i)

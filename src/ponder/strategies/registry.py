@@ -5,111 +5,35 @@ make_strategy("beam_search", generator, task, verifier, {"beam_width": "4"})
 
 from __future__ import annotations
 
-import dataclasses
-import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
-from ponder.errors import ConfigError
 from ponder.generators.base import Generator
-from ponder.strategies.adaptive import Adaptive
 from ponder.strategies.base import BaseStrategy
-from ponder.strategies.beam_search import BeamSearch
-from ponder.strategies.best_of_majority import BestOfMajority
-from ponder.strategies.best_of_n import BestOfN
-from ponder.strategies.budget_forcing import BudgetForcing
+from ponder.strategies.catalog import CATALOG, build, lookup, parse_pairs, parse_params_of
 from ponder.strategies.compute_optimal import ComputeOptimal
-from ponder.strategies.dvts import DVTS
-from ponder.strategies.first_finish import FirstFinish
-from ponder.strategies.lookahead import Lookahead
-from ponder.strategies.majority import Majority
-from ponder.strategies.mcts import MCTS
-from ponder.strategies.particle_filter import ParticleFilter
-from ponder.strategies.revision import Revision
-from ponder.strategies.self_certainty import SelfCertainty
-from ponder.strategies.single import Single
-from ponder.strategies.weighted_majority import WeightedMajority
 from ponder.tasks import Task
 from ponder.verifiers.base import Verifier
 
-STRATEGIES: dict[str, type[BaseStrategy[Any]]] = {
-    cls.name: cls
-    for cls in (
-        Single,
-        BestOfN,
-        Majority,
-        WeightedMajority,
-        BestOfMajority,
-        SelfCertainty,
-        FirstFinish,
-        BeamSearch,
-        Lookahead,
-        DVTS,
-        ParticleFilter,
-        MCTS,
-        Revision,
-        BudgetForcing,
-        Adaptive,
-        ComputeOptimal,
-    )
-}
+STRATEGIES: dict[str, type[BaseStrategy[Any]]] = {**CATALOG, ComputeOptimal.name: ComputeOptimal}
+
+__all__ = [
+    "STRATEGIES",
+    "make_strategy",
+    "needs_verifier",
+    "parse_pairs",
+    "parse_params",
+    "strategy_class",
+]
 
 
 def strategy_class(name: str) -> type[BaseStrategy[Any]]:
-    try:
-        return STRATEGIES[name]
-    except KeyError:
-        raise ConfigError(
-            f"unknown strategy {name!r}; choose one of: {', '.join(STRATEGIES)}"
-        ) from None
-
-
-def parse_pairs(pairs: Sequence[str]) -> dict[str, str]:
-    """["beam_width=4", "aggregation=min"] as a dict; refuses malformed or repeated keys."""
-    values: dict[str, str] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise ConfigError(f"cannot read parameter {pair!r}: write it as name=value")
-        if key in values:
-            raise ConfigError(f"parameter {key!r} is given twice")
-        values[key] = value.strip()
-    return values
+    return lookup(name, STRATEGIES)
 
 
 def parse_params(name: str, values: Mapping[str, str]) -> Any:
     """The parameter object of strategy `name` from text values, each converted to its type."""
-    params_type = strategy_class(name).Params
-    hints = typing.get_type_hints(params_type)
-    fields = {f.name for f in dataclasses.fields(params_type)}
-    converted: dict[str, Any] = {}
-    for key, text in values.items():
-        if key not in fields:
-            raise ConfigError(
-                f"{name} has no parameter {key!r}; its parameters: {', '.join(sorted(fields))}"
-            )
-        converted[key] = _convert(key, text, hints[key])
-    return params_type(**converted)
-
-
-def _convert(key: str, text: str, kind: Any) -> Any:
-    optional = type(None) in typing.get_args(kind)
-    if optional:
-        if text.lower() in ("none", "null", ""):
-            return None
-        kind = next(a for a in typing.get_args(kind) if a is not type(None))
-    if kind is bool:
-        if text.lower() in ("true", "1", "yes"):
-            return True
-        if text.lower() in ("false", "0", "no"):
-            return False
-        raise ConfigError(f"parameter {key} takes true or false, not {text!r}")
-    try:
-        return kind(text)
-    except ValueError:
-        what = {int: "a whole number", float: "a number"}.get(kind, kind.__name__)
-        raise ConfigError(f"parameter {key} takes {what}, not {text!r}") from None
+    return parse_params_of(strategy_class(name), values)
 
 
 def needs_verifier(name: str, params: Mapping[str, str] | Any = None) -> bool:
@@ -130,7 +54,4 @@ def make_strategy(
     seed: int | None = 0,
 ) -> BaseStrategy[Any]:
     """Strategy `name` over these models; `params` is its parameter object or text values."""
-    cls = strategy_class(name)
-    if isinstance(params, Mapping):
-        params = parse_params(name, params)
-    return cls(generator, task, verifier, params, seed=seed)
+    return build(strategy_class(name), generator, task, verifier, params, seed=seed)

@@ -162,7 +162,7 @@ class Revision(BaseStrategy[RevisionParams]):
             if not answered:
                 return Choice(None)
             i = max(answered, key=lambda i: (weight[i], -i))
-            return Choice(candidates[i], run.nodes[i])
+            return run.pick(i)
         groups = answer_groups(run.task, [candidates[i] for i in pool])
         if not groups:
             return Choice(None)
@@ -177,4 +177,4 @@ class Revision(BaseStrategy[RevisionParams]):
             if self.params.select == "weighted"
             else winner[-1]
         )
-        return Choice(candidates[i], run.nodes[i])
+        return run.pick(i)

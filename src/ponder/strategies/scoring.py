@@ -6,12 +6,13 @@
   the aggregations the PRM literature uses ("prm_last", "prm_min",
   "prm_product", "prm_mean") and the verifier's "outcome".
 - `answer_groups`: candidates whose answers the task's grader calls equivalent,
-  so that votes count "1/2" and "0.5" as one answer.
+  so that votes count "1/2" and "0.5" as one answer; `tally` and `vote`: every
+  strategy's vote over them, plain or weighted.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from ponder.errors import ConfigError
@@ -160,3 +161,38 @@ def answer_groups(task: Task, candidates: Sequence[Candidate]) -> list[list[int]
         else:
             groups.append([i])
     return groups
+
+
+def tally(
+    task: Task, candidates: Sequence[Candidate], weight: Callable[[int], float] | None = None
+) -> tuple[list[list[int]], list[float]]:
+    """The answer groups of `candidates` and each group's votes: one per candidate, or
+    `weight(i)` for candidate i."""
+    groups = answer_groups(task, candidates)
+    if weight is None:
+        return groups, [float(len(g)) for g in groups]
+    return groups, [sum(weight(i) for i in g) for g in groups]
+
+
+def vote(
+    task: Task, candidates: Sequence[Candidate], weight: Callable[[int], float] | None = None
+) -> list[int] | None:
+    """The winning answer group (indices of `candidates`), by `tally`'s votes; the first
+    group to appear wins a tie. None when no candidate has an answer."""
+    groups, totals = tally(task, candidates, weight)
+    return winner(groups, totals)
+
+
+def winner(groups: list[list[int]], totals: list[float]) -> list[int] | None:
+    """The group with the most votes, the first on a tie; None for no groups."""
+    if not groups:
+        return None
+    return groups[max(range(len(groups)), key=lambda g: (totals[g], -g))]
+
+
+def agreement(task: Task, candidates: Sequence[Candidate]) -> float:
+    """The share of `candidates` whose answer is the most common one (0 for none): how sure
+    the samples are, read without a verifier."""
+    if not candidates:
+        return 0.0
+    return max((len(g) for g in answer_groups(task, candidates)), default=0) / len(candidates)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from ponder.errors import ConfigError
 from ponder.strategies.base import BaseStrategy, Choice, Run
-from ponder.strategies.scoring import Sampling, answer_groups, sample
+from ponder.strategies.scoring import Sampling, sample, vote
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,10 +62,9 @@ class SelfCertainty(BaseStrategy[SelfCertaintyParams]):
             return Choice(None)
         ranked = sorted(answered, key=lambda i: (-candidates[i].scores.get("confidence", 0.0), i))
         if self.params.select == "max":
-            return Choice(candidates[ranked[0]], run.nodes[ranked[0]])
+            return run.pick(ranked[0])
         votes = {i: (len(ranked) - r) ** self.params.power for r, i in enumerate(ranked)}
-        groups = answer_groups(run.task, candidates)
-        total = [sum(votes[i] for i in group) for group in groups]
-        winner = groups[max(range(len(groups)), key=lambda g: (total[g], -g))]
+        winner = vote(run.task, candidates, lambda i: votes.get(i, 0.0))
+        assert winner is not None  # some candidate has an answer
         best = min(winner, key=ranked.index)
-        return Choice(candidates[best], run.nodes[best])
+        return run.pick(best)

@@ -25,5 +25,7 @@ class Single(BaseStrategy[SingleParams]):
         return 1
 
     async def solve(self, run: Run) -> Choice:
-        [candidate] = await sample(run, self.params.params(1, run.call_seed())) or [None]
-        return Choice(candidate, run.nodes[0] if candidate is not None else None)
+        start = len(run.candidates)  # a pilot's candidates come first
+        if not await sample(run, self.params.params(1, run.call_seed())):
+            return Choice(None)
+        return run.pick(start)

@@ -55,6 +55,19 @@ class StepSearch(Sampling):
 
 
 @dataclass(frozen=True, slots=True)
+class BeamSearchBase(StepSearch):
+    """What the searches that keep N / M paths take: `beam_width` (M), the steps sampled
+    per kept path (or subtree) each round."""
+
+    beam_width: int = 4
+
+    def __post_init__(self) -> None:
+        StepSearch.__post_init__(self)
+        if self.beam_width < 1:
+            raise ConfigError(f"beam_width must be at least 1, got {self.beam_width}")
+
+
+@dataclass(frozen=True, slots=True)
 class Partial:
     """A partial solution in a search tree."""
 

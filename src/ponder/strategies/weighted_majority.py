@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from ponder.strategies.base import BaseStrategy, Choice, Run
 from ponder.strategies.best_of_n import BestOfNParams
-from ponder.strategies.scoring import answer_groups, sample, score_key, verify
+from ponder.strategies.scoring import sample, score_key, verify, vote
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,10 +39,8 @@ class WeightedMajority(BaseStrategy[WeightedMajorityParams]):
     def select(self, run: Run) -> Choice:
         key = score_key(self.params.aggregation)
         candidates = run.candidates
-        groups = answer_groups(run.task, candidates)
-        if not groups:
+        winner = vote(run.task, candidates, lambda i: candidates[i].scores.get(key, 0.0))
+        if winner is None:
             return Choice(None)
-        weight = [sum(candidates[i].scores.get(key, 0.0) for i in group) for group in groups]
-        winner = groups[max(range(len(groups)), key=lambda g: (weight[g], -g))]
         best = max(winner, key=lambda i: (candidates[i].scores.get(key, 0.0), -i))
-        return Choice(candidates[best], run.nodes[best])
+        return run.pick(best)

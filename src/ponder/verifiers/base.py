@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal, Protocol, runtime_checkable
 
 from ponder.budget.flops import ModelShape
@@ -86,6 +87,17 @@ class Verifier(Protocol):
     def shape(self) -> ModelShape | None:
         """The model's shape for FLOPs estimates, or None when unknown."""
         ...
+
+    @property
+    def folder(self) -> Path | None:
+        """The local folder the model was loaded from; None for a served model (the default
+        of a class that subclasses `Verifier`)."""
+        return None
+
+    async def connect(self) -> str:
+        """Check that the backend answers and has the model; return the model's name (the
+        default: nothing to check)."""
+        return self.name
 
     async def score(self, solutions: Sequence[Solution]) -> list[Verdict]:
         """One verdict per solution, in order."""

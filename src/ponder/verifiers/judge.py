@@ -228,8 +228,11 @@ class GenerativeVerifier:
     @property
     def folder(self) -> Path | None:
         """The judge model's folder, when it is a local one."""
-        folder = getattr(self._generator, "folder", None)
-        return Path(folder) if folder is not None else None
+        return self._generator.folder
+
+    async def connect(self) -> str:
+        await self._generator.connect()
+        return self._name
 
     def transcript(self, solution: Solution, vote: int = 0) -> str | None:
         """What the judge wrote for a solution it has scored (its checks and verdicts

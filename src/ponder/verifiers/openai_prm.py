@@ -84,6 +84,10 @@ class OpenAIPRM:
     def format(self) -> PRMFormat:
         return self._format
 
+    @property
+    def folder(self) -> None:
+        return None  # served
+
     async def connect(self) -> str:
         """Check that the server answers and serves the model; return its name."""
         self._model = await served_model(self._client, self._base_url, self._model)

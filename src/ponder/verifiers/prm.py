@@ -23,7 +23,7 @@ from typing import Any
 
 from ponder.budget.flops import ModelShape
 from ponder.errors import ConfigError, ModelLoadError
-from ponder.hf import LocalModel
+from ponder.hf import LocalModel, cache_argument
 from ponder.prefix_cache import CachedPrefix, PrefixCache, prefill, supports_prefix_cache
 from ponder.verifiers.base import AGGREGATIONS, Aggregation, Solution, Verdict, aggregate
 
@@ -174,6 +174,9 @@ class CausalLMPRM:
         """The model folder this PRM loaded."""
         return self._local.folder
 
+    async def connect(self) -> str:
+        return self._name  # loaded already
+
     @property
     def format(self) -> PRMFormat:
         return self._format
@@ -227,12 +230,14 @@ class CausalLMPRM:
         weight = head.weight[self._label_ids].float()  # [2, hidden]: the good and the bad rows
         bias = head.bias[self._label_ids] if getattr(head, "bias", None) is not None else 0.0
 
+        cache_name = cache_argument(model.base_model.forward)
+
         def good(ids: Any, mask: Any, positions: Any, cache: Any) -> Any:
             hidden = model.base_model(
                 input_ids=ids,
                 attention_mask=mask,
                 position_ids=positions,
-                past_key_values=cache,
+                **{cache_name: cache},
                 use_cache=True,
             ).last_hidden_state
             return torch.softmax(hidden.float() @ weight.T + bias, dim=-1)[..., 0]
