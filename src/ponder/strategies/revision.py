@@ -28,10 +28,10 @@ from ponder.errors import ConfigError
 from ponder.strategies.base import BaseStrategy, Choice, Run
 from ponder.strategies.scoring import (
     Sampling,
-    answer_groups,
     check_aggregation,
     score_key,
     verify,
+    vote,
 )
 
 SELECTIONS = ("weighted", "best", "majority", "last")
@@ -163,15 +163,11 @@ class Revision(BaseStrategy[RevisionParams]):
                 return Choice(None)
             i = max(answered, key=lambda i: (weight[i], -i))
             return run.pick(i)
-        groups = answer_groups(run.task, [candidates[i] for i in pool])
-        if not groups:
+        by_weight = (lambda j: weight[pool[j]]) if self.params.select == "weighted" else None
+        chosen = vote(run.task, [candidates[i] for i in pool], by_weight)
+        if chosen is None:
             return Choice(None)
-        groups = [[pool[j] for j in g] for g in groups]
-        if self.params.select == "weighted":
-            totals = [sum(weight[i] for i in g) for g in groups]
-        else:
-            totals = [float(len(g)) for g in groups]
-        winner = groups[max(range(len(groups)), key=lambda g: (totals[g], -g))]
+        winner = [pool[j] for j in chosen]
         i = (
             max(winner, key=lambda i: (weight[i], i))
             if self.params.select == "weighted"
