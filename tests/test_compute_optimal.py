@@ -290,7 +290,8 @@ def test_a_shared_budget_goes_to_the_hard_but_solvable():
         p.allocate(readings, total=19)
 
 
-def test_a_batch_shares_one_budget_by_its_pilots(models, task, tmp_path):
+def allocating(models, task, tmp_path):
+    """compute_optimal under a two-budget policy (4 or 8 samples) for the embedded models."""
     generator, prm = models
     path = tmp_path / "policy.json"
     table = {
@@ -304,6 +305,11 @@ def test_a_batch_shares_one_budget_by_its_pilots(models, task, tmp_path):
     strategy = make_strategy(
         "compute_optimal", generator, task, prm, {"policy": str(path), "max_tokens": "160"}
     )
+    return strategy
+
+
+def test_a_batch_shares_one_budget_by_its_pilots(models, task, tmp_path):
+    strategy = allocating(models, task, tmp_path)
     problems = task.problems[:4]
     results = strategy.run_allocated(problems, total=24)
     budgets = [r.budget for r in results]
@@ -319,19 +325,7 @@ def test_a_batch_shares_one_budget_by_its_pilots(models, task, tmp_path):
 def test_one_instance_serves_concurrent_calls_as_it_serves_them_apart(models, task, tmp_path):
     """Two allocations at once on the same strategy object (as a server would make them)
     give what each gives alone: the object keeps no per-call state."""
-    generator, prm = models
-    path = tmp_path / "policy.json"
-    table = {
-        4: (choice("majority"), Entry("majority", 0.2, 5)),
-        8: (choice("majority"), Entry("majority", 0.6, 5)),
-    }
-    Policy(
-        pilot=4, edges=(0.5,), table=table,
-        models={"generator": identify(generator), "verifier": identify(prm)},
-    ).save(path)  # fmt: skip
-    strategy = make_strategy(
-        "compute_optimal", generator, task, prm, {"policy": str(path), "max_tokens": "160"}
-    )
+    strategy = allocating(models, task, tmp_path)
     first, second = task.problems[:3], task.problems[3:6]
     apart = [strategy.run_allocated(first, total=16), strategy.run_allocated(second, total=20)]
 

@@ -64,6 +64,8 @@ class LocalModel:
         total = sum(p.numel() for p in self.model.parameters())
         self.shape = ModelShape.from_hf_config(self.model.config, total)
         self.context: int | None = getattr(self.model.config, "max_position_embeddings", None)
+        # The KV cache's keyword in this transformers (the model and its base model agree).
+        self.cache_argument = cache_argument(self.model.forward)
         self._lock = threading.Lock()
         self._worker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="ponder-hf")
 

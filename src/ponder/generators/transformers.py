@@ -21,7 +21,7 @@ from typing import Any
 from ponder.budget.flops import ModelShape
 from ponder.errors import ConfigError, ModelLoadError
 from ponder.generators.base import SamplingParams, derive_seed, prompt_seed
-from ponder.hf import LocalModel, cache_argument
+from ponder.hf import LocalModel
 from ponder.prefix_cache import PrefixCache, prefill, supports_prefix_cache
 from ponder.types import Completion, Generation, Prompt, TokenLogprob
 
@@ -71,7 +71,6 @@ class TransformersGenerator:
         self._device = self._local.device
         self._tokenizer = self._local.tokenizer
         self._model = self._local.model
-        self._cache_argument = cache_argument(self._model.forward)
         self._shape = self._local.shape
         self._context = self._local.context
         self._name = name or self._local.folder.name
@@ -203,7 +202,7 @@ class TransformersGenerator:
                 input_ids=ids,
                 attention_mask=mask,
                 position_ids=positions,
-                **{self._cache_argument: cache},
+                **{self._local.cache_argument: cache},
                 use_cache=True,
                 logits_to_keep=1,
             ),
@@ -235,7 +234,7 @@ class TransformersGenerator:
                 input_ids=chosen.unsqueeze(1),
                 attention_mask=mask,
                 position_ids=next_position,
-                **{self._cache_argument: cache},
+                **{self._local.cache_argument: cache},
                 use_cache=True,
             )
             logits = out.logits[:, -1, :].float()

@@ -23,7 +23,7 @@ from typing import Any
 
 from ponder.budget.flops import ModelShape
 from ponder.errors import ConfigError, ModelLoadError
-from ponder.hf import LocalModel, cache_argument
+from ponder.hf import LocalModel
 from ponder.prefix_cache import CachedPrefix, PrefixCache, prefill, supports_prefix_cache
 from ponder.verifiers.base import AGGREGATIONS, Aggregation, Solution, Verdict, aggregate
 
@@ -230,7 +230,7 @@ class CausalLMPRM:
         weight = head.weight[self._label_ids].float()  # [2, hidden]: the good and the bad rows
         bias = head.bias[self._label_ids] if getattr(head, "bias", None) is not None else 0.0
 
-        cache_name = cache_argument(model.base_model.forward)
+        cache_name = self._local.cache_argument
 
         def good(ids: Any, mask: Any, positions: Any, cache: Any) -> Any:
             hidden = model.base_model(
