@@ -8,7 +8,7 @@ VLLM_VENV := .venv-vllm
 PIP := $(VENV)/bin/pip install -qq
 TINY_MODEL := .cache/tiny-llama
 
-.PHONY: demo test test-fast lint bench bench-embedded bench-testbed bench-strategies setup vllm browser clean
+.PHONY: demo serve test test-fast lint bench bench-embedded bench-testbed bench-strategies setup vllm browser clean
 
 setup: $(VENV)/.installed
 
@@ -17,7 +17,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PIP) --upgrade pip
 	# The CPU build from this machine's disk; a bare `torch` would pull a CUDA build.
 	$(PIP) torch==2.13.0
-	$(PIP) -e '.[hf,datasets,dev]'
+	$(PIP) -e '.[hf,datasets,serve,dev]'
 	touch $@
 
 # vLLM lives in its own environment: it is large and pins its own transformers.
@@ -45,6 +45,10 @@ demo: $(VENV)/.installed
 		--strategy compute_optimal --budget 16 --verbose
 	$(VENV)/bin/ponder eval $(DEMO_SWEEP)
 	$(VENV)/bin/ponder report runs/demo
+
+# The embedded default behind an OpenAI-compatible API on 127.0.0.1:8000 (docs/serving.md).
+serve: $(VENV)/.installed
+	$(VENV)/bin/ponder serve $(SERVE_FLAGS)
 
 # Headless Chromium renders the report in a test: Debian's package, installed when missing.
 browser:

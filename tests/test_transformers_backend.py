@@ -60,6 +60,25 @@ def test_stop_string_cuts_the_sample_where_it_first_appears(hf_generator):
     assert completion.num_tokens < free.completions[0].num_tokens
 
 
+def test_a_stream_hands_on_the_sample_piece_by_piece_as_generate_draws_it(hf_generator):
+    pieces: list[str] = []
+    params = SamplingParams(max_tokens=40, seed=11)
+    streamed = run_sync(hf_generator.stream(RAW, params, pieces.append))
+    [drawn] = generate(hf_generator, [RAW], max_tokens=40, seed=11)
+    assert streamed == drawn
+    assert len(pieces) > 5 and "".join(pieces) == drawn.completions[0].text
+
+
+def test_a_stream_never_hands_on_a_stop_string(hf_generator):
+    [free] = generate(hf_generator, [RAW], max_tokens=40, seed=11)
+    text = free.completions[0].text
+    stop = text[6:9]
+    pieces: list[str] = []
+    params = SamplingParams(max_tokens=40, seed=11, stop=(stop,))
+    streamed = run_sync(hf_generator.stream(RAW, params, pieces.append))
+    assert "".join(pieces) == streamed.completions[0].text == text[: text.index(stop)]
+
+
 def test_continuation_continues_the_partial_solution(hf_generator):
     partial = Prompt.raw("Question: What is 12 + 30?\n", continuation="Step:")
     whole = Prompt.raw("Question: What is 12 + 30?\nStep:")

@@ -111,7 +111,52 @@ def _parser() -> argparse.ArgumentParser:
         "--reference", help="the strategy compute-matched ratios compare with (default: majority)"
     )
     report.add_argument("--json", action="store_true", help="print the summary as JSON")
+    _serve_parser(commands)
     return parser
+
+
+def _serve_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    serve = commands.add_parser(
+        "serve",
+        help="serve test-time scaling behind an OpenAI-compatible API (docs/serving.md)",
+        description="With no flags: the embedded policy, verifier and compute-optimal policy "
+        "as model 'arith' on 127.0.0.1:8000.",
+    )
+    serve.add_argument("--config", help="a TOML file of [server] limits and [[route]]s")
+    serve.add_argument("--host", help="the address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="default 8000")
+    serve.add_argument(
+        "--api-key",
+        default=os.environ.get("PONDER_API_KEY"),
+        help="requests must send 'Authorization: Bearer KEY' (default: $PONDER_API_KEY)",
+    )
+    serve.add_argument(
+        "--allow-open-access",
+        action="store_true",
+        help="listen beyond this machine without an API key",
+    )
+    serve.add_argument("--name", help="the served model name (one route; default arith)")
+    serve.add_argument("--model", help="a model folder or OpenAI-compatible URL (one route)")
+    serve.add_argument("--served-model", help="the model's name on its server")
+    serve.add_argument(
+        "--verifier", help="a verifier folder or URL; 'none' for no verifier (one route)"
+    )
+    serve.add_argument("--served-verifier", help="the verifier's name on its server")
+    serve.add_argument("--strategy", help="the default strategy (one route)")
+    serve.add_argument("--budget", type=int, help="the default budget N (one route)")
+    serve.add_argument(
+        "--param", action="append", default=[], metavar="NAME=VALUE", help="a default parameter"
+    )
+    serve.add_argument("--policy", help="the compute-optimal policy file (one route)")
+    for name, kind, what in (
+        ("max-budget", int, "the largest budget N a request may ask for (default 64)"),
+        ("max-tokens", int, "the largest max_tokens a request may ask for (default 2048)"),
+        ("max-body-bytes", int, "the largest request body (default 1 MiB)"),
+        ("max-concurrent", int, "requests solved at once (default 8)"),
+        ("max-queued", int, "requests waiting for a slot before 429 (default 32)"),
+        ("deadline-s", float, "seconds a request may run before 504 (default 300)"),
+    ):
+        serve.add_argument(f"--{name}", type=kind, help=what)
 
 
 def _verifier_options(command: argparse.ArgumentParser) -> None:
@@ -429,6 +474,64 @@ def _solve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from ponder.serve.config import EMBEDDED, ServeConfig, load_config, with_overrides
+    from ponder.strategies import parse_pairs
+
+    try:
+        import uvicorn
+
+        from ponder.serve.app import create_app
+    except ImportError as exc:
+        raise _UsageError(
+            f"serving needs the serve extra ({exc.name} is missing): pip install 'ponder[serve]'"
+        ) from None
+    config = load_config(args.config) if args.config else ServeConfig()
+    route_flags = {
+        "name": args.name,
+        "model": args.model,
+        "served_model": args.served_model,
+        "verifier": args.verifier,
+        "served_verifier": args.served_verifier,
+        "strategy": args.strategy,
+        "budget": args.budget,
+        "policy": args.policy,
+    }
+    given = {k: v for k, v in route_flags.items() if v is not None}
+    if args.param:
+        given["params"] = parse_pairs(args.param)
+    if given:
+        if len(config.routes) > 1:
+            raise _UsageError("route flags apply to one route; edit the config file for several")
+        if given.get("verifier") == "none":
+            given["verifier"] = None
+        elif "model" in given and given["model"] != EMBEDDED and "verifier" not in given:
+            given["verifier"] = None  # the embedded verifier judges the embedded policy only
+        if "model" in given and given["model"] != EMBEDDED and "strategy" not in given:
+            given["strategy"] = "single" if given.get("verifier") is None else "best_of_n"
+        config = replace(config, routes=(replace(config.routes[0], **given),))
+    config = with_overrides(
+        config,
+        host=args.host,
+        port=args.port,
+        api_key=args.api_key or None,
+        max_budget=args.max_budget,
+        max_tokens=args.max_tokens,
+        max_body_bytes=args.max_body_bytes,
+        max_concurrent=args.max_concurrent,
+        max_queued=args.max_queued,
+        deadline_s=args.deadline_s,
+    )
+    config.check_exposure(args.allow_open_access)
+    routes = ", ".join(f"{r.name} ({r.strategy}@{r.budget})" for r in config.routes)
+    print(f"ponder: serving {routes} on http://{config.host}:{config.port}/v1", file=sys.stderr)
+    app = create_app(config)
+    uvicorn.run(app, host=config.host, port=config.port, log_level="warning", access_log=False)
+    return 0
+
+
 def _short(value: object) -> str:
     return f"{value:.3g}" if isinstance(value, float) else str(value)
 
@@ -449,7 +552,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "strategies":
             return _strategies()
-        commands = {"solve": _solve, "eval": _eval, "calibrate": _calibrate, "report": _report}
+        commands = {
+            "solve": _solve,
+            "eval": _eval,
+            "calibrate": _calibrate,
+            "report": _report,
+            "serve": _serve,
+        }
         return commands[args.command](args)
     except _UsageError as exc:
         print(f"ponder: error: {exc}", file=sys.stderr)

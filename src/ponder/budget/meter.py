@@ -77,13 +77,20 @@ class BudgetMeter:
     """Counts what a run spends and refuses calls that would exceed its budget."""
 
     def __init__(
-        self, budget: Budget | None = None, clock: Callable[[], float] = time.perf_counter
+        self,
+        budget: Budget | None = None,
+        clock: Callable[[], float] = time.perf_counter,
+        *,
+        on_call: Callable[[], None] | None = None,
     ):
         self.budget = budget or Budget()
         self._clock = clock
         self._start = clock()
         self._spent = Cost()
         self._held = _Reservation()
+        # Told before each generator call: a strategy's rounds are its generator calls,
+        # so this is where an observer sees one round end and the next begin.
+        self._on_call = on_call
 
     def wrap(self, generator: Generator) -> MeteredGenerator:
         """`generator`, with every call counted and admitted by this meter."""
@@ -252,6 +259,8 @@ class MeteredGenerator(_Metered["Generator"]):
     async def generate(self, prompts: Sequence[Prompt], params: SamplingParams) -> list[Generation]:
         if not prompts:
             return []
+        if self.meter._on_call is not None:
+            self.meter._on_call()
         prompt_tokens = None
         if self.meter.budget.flops is not None:
             prompt_tokens = await self.inner.count_prompt_tokens(prompts)
@@ -264,6 +273,24 @@ class MeteredGenerator(_Metered["Generator"]):
         finally:
             self.meter._settle(reservation, generations, self.shape)
         return generations
+
+    async def stream(
+        self, prompt: Prompt, params: SamplingParams, on_text: Callable[[str], None]
+    ) -> Generation:
+        params = params.replace(n=1)
+        prompt_tokens = None
+        if self.meter.budget.flops is not None:
+            prompt_tokens = await self.inner.count_prompt_tokens([prompt])
+        if self.meter._on_call is not None:
+            self.meter._on_call()
+        admitted, reservation = self.meter._admit(1, params, prompt_tokens, self.shape)
+        generation: Generation | None = None
+        try:
+            generation = await self.inner.stream(prompt, admitted, on_text)
+        finally:
+            settled = None if generation is None else [generation]
+            self.meter._settle(reservation, settled, self.shape)
+        return generation
 
 
 class MeteredVerifier(_Metered["Verifier"]):

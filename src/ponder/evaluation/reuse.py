@@ -16,7 +16,7 @@ scored again (scores are deterministic); the meter still charges the tokens.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from ponder.budget.flops import ModelShape
 from ponder.generators.base import Generator, SamplingParams
@@ -44,6 +44,12 @@ class _Wrapper:
 
     async def count_prompt_tokens(self, prompts: Sequence[Prompt]) -> list[int]:
         return await self.inner.count_prompt_tokens(prompts)
+
+    async def stream(
+        self, prompt: Prompt, params: SamplingParams, on_text: Callable[[str], None]
+    ) -> Generation:
+        """Not recorded or replayed: a sweep does not stream."""
+        return await self.inner.stream(prompt, params, on_text)
 
     async def aclose(self) -> None:
         """The wrapped generator outlives the wrapper."""

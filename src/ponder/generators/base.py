@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import Sequence
+import json
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -36,6 +37,10 @@ class SamplingParams:
       says which one matched.
     - `logprobs`: `None` for no log-probabilities; `k >= 0` for the sampled
       token's log-probability and the `k` most likely alternatives at each step.
+    - `extra`: vendor sampling fields (`top_k`, `min_p`, `chat_template_kwargs`, ...)
+      sent as they are to an OpenAI-compatible server; a local model ignores them.
+      Given as a mapping of JSON values, kept as sorted (name, JSON text) pairs so the
+      parameters stay hashable (calls are merged by equal parameters).
     """
 
     n: int = 1
@@ -45,8 +50,15 @@ class SamplingParams:
     seed: int | None = None
     stop: tuple[str, ...] = ()
     logprobs: int | None = None
+    extra: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
+        if isinstance(self.extra, Mapping):
+            try:
+                pairs = tuple(sorted((str(k), json.dumps(v)) for k, v in self.extra.items()))
+            except TypeError as exc:
+                raise ConfigError(f"extra sampling fields must be JSON values: {exc}") from None
+            object.__setattr__(self, "extra", pairs)
         if isinstance(self.stop, str):
             object.__setattr__(self, "stop", (self.stop,))
         else:
@@ -66,6 +78,10 @@ class SamplingParams:
 
     def replace(self, **changes: Any) -> SamplingParams:
         return dataclasses.replace(self, **changes)
+
+    def extra_body(self) -> dict[str, Any]:
+        """The vendor fields, as a request body's extra keys."""
+        return {name: json.loads(value) for name, value in self.extra}
 
 
 def derive_seed(seed: int, *indices: int | str) -> int:
@@ -114,6 +130,19 @@ class Generator(Protocol):
         that drops some); callers must not assume exactly `n`.
         """
         ...
+
+    async def stream(
+        self, prompt: Prompt, params: SamplingParams, on_text: Callable[[str], None]
+    ) -> Generation:
+        """One sample of `prompt` (`params.n` is taken as 1), its text handed to `on_text`
+        piece by piece as it is generated; returns it as `generate` would.
+
+        The default, for a backend that cannot stream: `generate`, then the whole text at once.
+        """
+        [generation] = await self.generate([prompt], params.replace(n=1))
+        if generation.completions:
+            on_text(generation.completions[0].text)
+        return generation
 
     async def count_prompt_tokens(self, prompts: Sequence[Prompt]) -> list[int]:
         """Each prompt's length in tokens: exact where the backend can tell, else an upper bound."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -104,10 +104,8 @@ class OpenAIGenerator:
             await asyncio.gather(*(self._generate_one(p, params, i) for i, p in enumerate(prompts)))
         )
 
-    async def _generate_one(self, prompt: Prompt, params: SamplingParams, index: int) -> Generation:
-        # Per-sample token counts come from the sampled tokens' log-probabilities when a
-        # request asks for several samples: `usage` only gives their total.
-        want_tokens = params.logprobs is not None or params.n > 1
+    def _common(self, prompt: Prompt, params: SamplingParams, index: int) -> dict[str, Any]:
+        """The request fields a text and a chat request share."""
         common: dict[str, Any] = {
             "model": self._model,
             "n": params.n,
@@ -119,21 +117,87 @@ class OpenAIGenerator:
             common["seed"] = prompt_seed(prompt, params.seed or 0, index)
         if params.stop:
             common["stop"] = list(params.stop)
+        return common
+
+    def _chat_messages(self, prompt: Prompt, params: SamplingParams) -> tuple[list[Any], dict]:
+        """A chat prompt's messages and extra body (a partial answer continued, vendor fields)."""
+        assert prompt.messages is not None
+        messages = [{"role": m.role, "content": m.content} for m in prompt.messages]
+        extra: dict[str, Any] = params.extra_body()
+        if prompt.continuation:
+            messages.append({"role": "assistant", "content": prompt.continuation})
+            extra |= {"continue_final_message": True, "add_generation_prompt": False}
+        return messages, extra
+
+    def _failed(self, prompt: Prompt, exc: Exception) -> BackendError:
+        hint = ""
+        if prompt.messages is not None and "chat template" in str(exc):
+            hint = "; the served model has no chat template: use raw prompts (--format raw)"
+        return BackendError(f"{self._base_url} failed a request: {_describe(exc)}{hint}")
+
+    async def stream(
+        self, prompt: Prompt, params: SamplingParams, on_text: Callable[[str], None]
+    ) -> Generation:
+        """One sample, streamed from the server (`stream=True`), each piece to `on_text`."""
+        if self._model is None:
+            await self.connect()
+        common = self._common(prompt, params.replace(n=1), 0)
+        common |= {"stream": True, "stream_options": {"include_usage": True}}
+        pieces: list[str] = []
+        finish, usage = None, None
+        async with self._slots:
+            try:
+                if prompt.messages is None:
+                    response = await self._client.completions.create(
+                        prompt=(prompt.text or "") + prompt.continuation,
+                        extra_body=params.extra_body() or None,
+                        **common,
+                    )
+                else:
+                    messages, extra = self._chat_messages(prompt, params)
+                    response = await self._client.chat.completions.create(
+                        messages=messages,  # type: ignore[arg-type]
+                        extra_body=extra or None,
+                        **common,
+                    )
+                async for chunk in response:
+                    usage = chunk.usage or usage
+                    if not chunk.choices:
+                        continue
+                    choice = chunk.choices[0]
+                    piece = choice.text if prompt.messages is None else choice.delta.content
+                    if piece:
+                        pieces.append(piece)
+                        on_text(piece)
+                    finish = choice if choice.finish_reason else finish
+            except self._openai.APIError as exc:
+                raise self._failed(prompt, exc) from exc
+        reason, stop_string = _finish(finish) if finish is not None else ("length", None)
+        completion = Completion(
+            text="".join(pieces),
+            num_tokens=usage.completion_tokens if usage is not None else 0,
+            finish_reason=reason,  # type: ignore[arg-type]
+            stop_string=stop_string,
+        )
+        return Generation((completion,), usage.prompt_tokens if usage is not None else 0)
+
+    async def _generate_one(self, prompt: Prompt, params: SamplingParams, index: int) -> Generation:
+        # Per-sample token counts come from the sampled tokens' log-probabilities when a
+        # request asks for several samples: `usage` only gives their total.
+        want_tokens = params.logprobs is not None or params.n > 1
+        common = self._common(prompt, params, index)
         async with self._slots:
             try:
                 if prompt.messages is None:
                     response = await self._client.completions.create(
                         prompt=(prompt.text or "") + prompt.continuation,
                         logprobs=(params.logprobs or 0) if want_tokens else None,
+                        extra_body=params.extra_body() or None,
                         **common,
                     )
                     completions = [_from_text_choice(c) for c in response.choices]
                 else:
-                    messages = [{"role": m.role, "content": m.content} for m in prompt.messages]
-                    extra: dict[str, Any] = {}
-                    if prompt.continuation:
-                        messages.append({"role": "assistant", "content": prompt.continuation})
-                        extra = {"continue_final_message": True, "add_generation_prompt": False}
+                    messages, extra = self._chat_messages(prompt, params)
                     response = await self._client.chat.completions.create(
                         messages=messages,  # type: ignore[arg-type]
                         logprobs=want_tokens or None,
@@ -143,12 +207,7 @@ class OpenAIGenerator:
                     )
                     completions = [_from_chat_choice(c) for c in response.choices]
             except self._openai.APIError as exc:
-                hint = ""
-                if prompt.messages is not None and "chat template" in str(exc):
-                    hint = "; the served model has no chat template: use raw prompts (--format raw)"
-                raise BackendError(
-                    f"{self._base_url} failed a request: {_describe(exc)}{hint}"
-                ) from exc
+                raise self._failed(prompt, exc) from exc
         usage = response.usage
         if len(completions) == 1 and usage is not None:
             # A single sample's exact count is the server's own total.

@@ -12,8 +12,9 @@ prefilled only past it (`ponder.prefix_cache`).
 
 from __future__ import annotations
 
+import asyncio
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -152,7 +153,41 @@ class TransformersGenerator:
         """`generate`, in the calling thread (one generation at a time per model)."""
         return self._local.run_blocking(self._generate, prompts, params)
 
-    def _generate(self, prompts: Sequence[Prompt], params: SamplingParams) -> list[Generation]:
+    async def stream(
+        self, prompt: Prompt, params: SamplingParams, on_text: Callable[[str], None]
+    ) -> Generation:
+        """One sample, its text handed to `on_text` (on the event loop) as it is decoded.
+
+        A piece is held back while it ends in an incomplete character or could begin a
+        stop string, so what is handed on is always a prefix of the final text.
+        """
+        loop = asyncio.get_running_loop()
+        params = params.replace(n=1)
+        hold = max((len(s) for s in params.stop), default=1) - 1
+        sent = 0
+
+        def on_step(row: _Row) -> None:
+            nonlocal sent
+            if row.finish is not None:
+                return  # the final text (a stop string cut off) is handed on below
+            text = self._decode_in_context(row).rstrip("\ufffd")
+            ready = len(text) - hold
+            if ready > sent:
+                loop.call_soon_threadsafe(on_text, text[sent:ready])
+                sent = ready
+
+        [generation] = await self._local.run(self._generate, [prompt], params, on_step)
+        final = generation.completions[0].text
+        if len(final) > sent:
+            on_text(final[sent:])
+        return generation
+
+    def _generate(
+        self,
+        prompts: Sequence[Prompt],
+        params: SamplingParams,
+        on_step: Callable[[_Row], None] | None = None,
+    ) -> list[Generation]:
         encoded = [self._encode(p) for p in prompts]
         if params.temperature == 0:
             params = params.replace(n=1)
@@ -162,11 +197,17 @@ class TransformersGenerator:
         results: list[Generation] = []
         for start in range(0, len(encoded), per_chunk):
             end = start + per_chunk
-            results.extend(self._decode_chunk(encoded[start:end], params, seeds[start:end]))
+            results.extend(
+                self._decode_chunk(encoded[start:end], params, seeds[start:end], on_step)
+            )
         return results
 
     def _decode_chunk(
-        self, chunk: list[list[int]], params: SamplingParams, seeds: list[int]
+        self,
+        chunk: list[list[int]],
+        params: SamplingParams,
+        seeds: list[int],
+        on_step: Callable[[_Row], None] | None = None,
     ) -> list[Generation]:
         torch = self._torch
         n, device = params.n, self._device
@@ -219,6 +260,8 @@ class TransformersGenerator:
         for step in range(room):
             chosen = self._sample(logits, params, uniforms[:, step : step + 1])
             self._record([rows[i] for i in active], chosen, logits, params)
+            if on_step is not None:  # a stream: one prompt, one sample
+                on_step(rows[0])
             live = [j for j, i in enumerate(active) if not rows[i].finish]
             if not live:
                 break

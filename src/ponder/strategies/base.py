@@ -21,6 +21,7 @@ cap stops and answers with what it has (`Result.stopped_by_budget`).
 from __future__ import annotations
 
 import asyncio
+import functools
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -32,7 +33,7 @@ from ponder.generators.base import Generator, SamplingParams, derive_seed
 from ponder.strategies.batching import CoalescingGenerator, CoalescingVerifier
 from ponder.sync import run_sync
 from ponder.tasks import Problem, Task
-from ponder.types import Candidate, Prompt, Result, TraceNode
+from ponder.types import Candidate, Cost, Prompt, Result, TraceNode
 from ponder.verifiers.base import Verifier
 
 
@@ -86,6 +87,8 @@ class Run:
 
     Strategies keep every finished candidate in `candidates` (with the trace node
     that holds it in `nodes`), so a run stopped by a budget cap still answers.
+    `on_text`, when a caller streams the run, takes the text of a strategy that
+    writes its answer as one sample (`single`) as it is generated.
     """
 
     problem: Problem
@@ -98,6 +101,7 @@ class Run:
     trace: Trace
     candidates: list[Candidate] = field(default_factory=list)
     nodes: list[int] = field(default_factory=list)
+    on_text: Callable[[str], None] | None = None
     _calls: int = 0
 
     def prompt(self, continuation: str = "") -> Prompt:
@@ -127,6 +131,17 @@ class Choice:
     candidate: Candidate | None
     node: int | None = None
     details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """A run between two rounds (a round: one generator call and what the strategy does
+    with it): the rounds finished, the candidates kept so far and the spend so far.
+    What a server streams while a search goes on."""
+
+    round: int
+    candidates: tuple[Candidate, ...]
+    cost: Cost
 
 
 P = TypeVar("P")
@@ -213,17 +228,26 @@ class BaseStrategy(ABC, Generic[P]):
         budget: Budget | int | None = None,
         *,
         on_result: Callable[[int, Result], None] | None = None,
+        on_progress: Callable[[int, Progress], None] | None = None,
+        on_text: Callable[[int, str], None] | None = None,
     ) -> list[Result]:
         """Solve `problems` concurrently, each under its own `budget`, their calls merged.
 
-        `on_result(index, result)` is called as each problem finishes.
+        `on_result(index, result)` is called as each problem finishes,
+        `on_progress(index, progress)` as each of its rounds ends (when the next begins),
+        and `on_text(index, piece)` with the answer's text as it is generated, by a
+        strategy that writes its answer as one sample (`Run.on_text`).
         """
         n, caps = budget_n(budget)
         generator = CoalescingGenerator(self.generator)
         verifier = CoalescingVerifier(self.verifier) if self.verifier is not None else None
 
         async def one(index: int, problem: Problem) -> Result:
-            result = await self._run_one(problem, index, n, caps, generator, verifier)
+            observe = None if on_progress is None else functools.partial(on_progress, index)
+            text = None if on_text is None else functools.partial(on_text, index)
+            result = await self._run_one(
+                problem, index, n, caps, generator, verifier, observe, text
+            )
             if on_result is not None:
                 on_result(index, result)
             return result
@@ -243,8 +267,18 @@ class BaseStrategy(ABC, Generic[P]):
         caps: Budget,
         generator: Generator,
         verifier: Verifier | None,
+        on_progress: Callable[[Progress], None] | None = None,
+        on_text: Callable[[str], None] | None = None,
     ) -> Result:
-        meter = BudgetMeter(replace(caps, samples=self.sample_limit(n)))
+        rounds = 0
+
+        def round_ended() -> None:
+            nonlocal rounds
+            if rounds and on_progress is not None:
+                on_progress(Progress(rounds, tuple(run.candidates), meter.cost()))
+            rounds += 1
+
+        meter = BudgetMeter(replace(caps, samples=self.sample_limit(n)), on_call=round_ended)
         run = Run(
             problem=problem,
             task=self.task,
@@ -255,6 +289,7 @@ class BaseStrategy(ABC, Generic[P]):
             # Seeded by the problem, not its position: it samples the same alone or in a batch.
             seed=None if self.seed is None else derive_seed(self.seed, problem.id),
             trace=Trace(problem.question),
+            on_text=on_text,
         )
         stopped = False
         try:

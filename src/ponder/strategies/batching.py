@@ -32,10 +32,20 @@ Out = TypeVar("Out")
 
 
 class _Coalescer(Generic[In, Out]):
-    """Collects the calls made in one turn of the event loop and runs them as one per key."""
+    """Collects the calls made in one turn of the event loop and runs them as one per key.
 
-    def __init__(self, call: Callable[[Hashable, list[In]], Awaitable[list[Out]]]) -> None:
+    With `in_flight` set, calls made while that many merged calls run wait, and go
+    together when one ends: for a backend that runs one call at a time (a local model),
+    the callers that arrive during a call share the next one instead of queueing one by one.
+    """
+
+    def __init__(
+        self,
+        call: Callable[[Hashable, list[In]], Awaitable[list[Out]]],
+        in_flight: int | None = None,
+    ) -> None:
         self._call = call
+        self._in_flight = in_flight
         self._pending: dict[Hashable, list[tuple[list[In], asyncio.Future[list[Out]]]]] = {}
         self._scheduled = False
         self._running: set[asyncio.Task[None]] = set()
@@ -53,11 +63,36 @@ class _Coalescer(Generic[In, Out]):
 
     def _flush(self) -> None:
         self._scheduled = False
+        if self._in_flight is not None and len(self._running) >= self._in_flight:
+            return  # `_ended` flushes when a running call ends
         pending, self._pending = self._pending, {}
-        for key, entries in pending.items():
+        for key, waiting in pending.items():
+            entries = [(items, future) for items, future in waiting if not future.done()]
+            if not entries:  # every caller was cancelled while it waited
+                continue
             task = asyncio.ensure_future(self._run(key, entries))
             self._running.add(task)
-            task.add_done_callback(self._running.discard)
+            task.add_done_callback(self._ended)
+            futures = [future for _, future in entries]
+
+            def abandon(
+                _: object,
+                task: asyncio.Task[None] = task,
+                futures: list[asyncio.Future[list[Out]]] = futures,
+            ) -> None:
+                # No caller is left to read the answer: make no more calls for them.
+                if all(f.cancelled() for f in futures):
+                    task.cancel()
+
+            for future in futures:
+                future.add_done_callback(abandon)
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        self._running.discard(task)
+        if self._pending and not self._scheduled:
+            # After the callers this call woke (queued already) have made their next calls.
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
 
     async def _run(
         self, key: Hashable, entries: list[tuple[list[In], asyncio.Future[list[Out]]]]
@@ -69,6 +104,8 @@ class _Coalescer(Generic[In, Out]):
                 _settle(entries[0][1], exception=exc)
                 return
             for items, future in entries:  # isolate the caller that failed
+                if future.done():
+                    continue
                 try:
                     _settle(future, result=await self._call(key, items))
                 except Exception as single:
@@ -95,11 +132,22 @@ def _settle(
 
 
 class CoalescingGenerator:
-    """A `Generator` that merges concurrent calls into one call of `inner`."""
+    """A `Generator` that merges concurrent calls into one call of `inner`.
 
-    def __init__(self, inner: Generator) -> None:
+    `in_flight`: merged calls run at once (None: no limit; see `_Coalescer`);
+    `on_call(prompts)` is told of each call made to `inner`.
+    """
+
+    def __init__(
+        self,
+        inner: Generator,
+        *,
+        in_flight: int | None = None,
+        on_call: Callable[[int], None] | None = None,
+    ) -> None:
         self.inner = inner
-        self._coalescer: _Coalescer[Prompt, Generation] = _Coalescer(self._generate)
+        self._on_call = on_call
+        self._coalescer: _Coalescer[Prompt, Generation] = _Coalescer(self._generate, in_flight)
 
     @property
     def name(self) -> str:
@@ -129,8 +177,18 @@ class CoalescingGenerator:
             ]
         return await self._coalescer.submit(params.replace(seed=None), list(prompts))
 
+    async def stream(
+        self, prompt: Prompt, params: SamplingParams, on_text: Callable[[str], None]
+    ) -> Generation:
+        """Not merged: one sample whose text goes to its caller as it comes."""
+        if self._on_call is not None:
+            self._on_call(1)
+        return await self.inner.stream(prompt, params, on_text)
+
     async def _generate(self, params: Hashable, prompts: list[Prompt]) -> list[Generation]:
         assert isinstance(params, SamplingParams)
+        if self._on_call is not None:
+            self._on_call(len(prompts))
         return await self.inner.generate(prompts, params)
 
     async def aclose(self) -> None:
@@ -138,11 +196,19 @@ class CoalescingGenerator:
 
 
 class CoalescingVerifier:
-    """A `Verifier` that merges concurrent calls into one call of `inner`."""
+    """A `Verifier` that merges concurrent calls into one call of `inner` (the arguments as
+    `CoalescingGenerator`'s)."""
 
-    def __init__(self, inner: Verifier) -> None:
+    def __init__(
+        self,
+        inner: Verifier,
+        *,
+        in_flight: int | None = None,
+        on_call: Callable[[int], None] | None = None,
+    ) -> None:
         self.inner = inner
-        self._coalescer: _Coalescer[Solution, Verdict] = _Coalescer(self._score)
+        self._on_call = on_call
+        self._coalescer: _Coalescer[Solution, Verdict] = _Coalescer(self._score, in_flight)
 
     @property
     def name(self) -> str:
@@ -168,6 +234,8 @@ class CoalescingVerifier:
         return await self._coalescer.submit(None, list(solutions))
 
     async def _score(self, _: Hashable, solutions: list[Solution]) -> list[Verdict]:
+        if self._on_call is not None:
+            self._on_call(len(solutions))
         return await self.inner.score(solutions)
 
     async def aclose(self) -> None:

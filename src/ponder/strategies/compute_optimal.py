@@ -209,13 +209,12 @@ class ComputeOptimal(BaseStrategy[ComputeOptimalParams]):
             meter=run.meter,
             seed=None if run.seed is None else derive_seed(run.seed, "configuration"),
             trace=run.trace,
-            candidates=list(run.candidates),  # the pilot's samples
-            nodes=list(run.nodes),
+            # The same lists: the pilot's samples are candidates of the configuration, and
+            # what it keeps is the run's as soon as it is kept (a budget cap, an observer).
+            candidates=run.candidates,
+            nodes=run.nodes,
         )
-        try:
-            choice = await strategy.solve(sub)
-        finally:
-            run.candidates[:], run.nodes[:] = sub.candidates, sub.nodes
+        choice = await strategy.solve(sub)
         return replace(choice, details={**choice.details, **details})
 
     def _vote(self, run: Run) -> Choice:

@@ -1,0 +1,221 @@
+"""A route's models, loaded once and shared by every request, and a request's choice of strategy.
+
+Each route holds one generator and one verifier for the server's life, each
+behind a `CoalescingGenerator` / `CoalescingVerifier`: the calls that concurrent
+requests make in the same turn of the event loop reach the backend as one
+call, as the problems of an evaluation sweep do. A request builds its own
+strategy object over them (cheap: a strategy is its parameters), so nothing a
+request asks for is written into an object another request reads.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ponder.budget.flops import ModelShape
+from ponder.errors import ConfigError
+from ponder.generators import Generator, SamplingParams, load_generator
+from ponder.serve.config import EMBEDDED, Limits, Route
+from ponder.solve import default_format, question_task
+from ponder.strategies.base import BaseStrategy
+from ponder.strategies.batching import CoalescingGenerator, CoalescingVerifier
+from ponder.strategies.registry import STRATEGIES, make_strategy, needs_verifier, strategy_class
+from ponder.tasks import Task
+from ponder.types import Generation, Prompt
+from ponder.verifiers import Verifier, load_verifier
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """What one request runs: a strategy by name, its budget N and its parameters (text)."""
+
+    strategy: str
+    budget: int
+    params: Mapping[str, str]
+
+
+class Upstream:
+    """A route's loaded models and prompt format (see the module docstring)."""
+
+    def __init__(
+        self, route: Route, on_call: Callable[[str, str, int], None] | None = None
+    ) -> None:
+        self.route = route
+        model = None if route.model == EMBEDDED else route.model
+        backend = load_generator(model, model=route.served_model)
+        self.is_served = backend.folder is None
+        told = functools.partial(on_call, route.name) if on_call is not None else None
+        # A local model runs one call at a time: what arrives meanwhile goes in the next one.
+        self.generator = CoalescingGenerator(
+            backend,
+            in_flight=None if self.is_served else 1,
+            on_call=functools.partial(told, "generator") if told is not None else None,
+        )
+        self.verifier: CoalescingVerifier | None = None
+        if route.verifier is not None:
+            spec = None if route.verifier == EMBEDDED else route.verifier
+            verifier = load_verifier(spec, model=route.served_verifier)
+            self.verifier = CoalescingVerifier(
+                verifier,
+                in_flight=None if verifier.folder is None else 1,
+                on_call=functools.partial(told, "verifier") if told is not None else None,
+            )
+        self.task: Task = question_task(default_format(backend))
+
+    async def connect(self) -> None:
+        """Check that the upstreams answer (a server) before the first request comes."""
+        await self.generator.connect()
+        if self.verifier is not None:
+            await self.verifier.connect()
+
+    async def aclose(self) -> None:
+        await self.generator.aclose()
+        if self.verifier is not None:
+            await self.verifier.aclose()
+
+    def select(
+        self,
+        suffix: str | None,
+        extension: Mapping[str, Any] | None,
+        sampling: Mapping[str, Any],
+        limits: Limits,
+    ) -> Selection:
+        """The strategy, budget and parameters of a request.
+
+        Highest first: the body's `ponder` object, the model name's suffix
+        ("beam_search:16"), the route's defaults. `sampling` holds the request's
+        own temperature, top_p and max_tokens, given to the strategy where it takes them.
+        """
+        extension = dict(extension or {})
+        strategy, budget = self.route.strategy, self.route.budget
+        if suffix:
+            name, _, count = suffix.partition(":")
+            strategy = name or strategy
+            if count:
+                budget = _budget(count, "the model name's budget")
+        if "strategy" in extension:
+            if not isinstance(extension["strategy"], str):
+                raise ConfigError("ponder.strategy must be a strategy's name")
+            strategy = extension.pop("strategy")
+        if "budget" in extension:
+            budget = _budget(extension.pop("budget"), "ponder.budget")
+        given = extension.pop("params", None) or {}
+        if not isinstance(given, Mapping):
+            raise ConfigError("ponder.params must be an object of parameter names and values")
+        extension.pop("return_candidates", None)
+        if extension:
+            raise ConfigError(
+                f"unknown ponder fields {sorted(extension)}; known: strategy, budget, params, "
+                "return_candidates"
+            )
+        if strategy not in STRATEGIES:
+            raise ConfigError(
+                f"unknown strategy {strategy!r}; choose one of: {', '.join(STRATEGIES)}"
+            )
+        if budget > limits.max_budget:
+            raise ConfigError(
+                f"budget {budget} is over this server's cap of {limits.max_budget}; "
+                "ask for less (or start the server with a higher --max-budget)"
+            )
+        params = dict(self.route.params) if strategy == self.route.strategy else {}
+        params.update({str(k): _text(v) for k, v in given.items()})
+        fields = {f.name for f in dataclasses.fields(strategy_class(strategy).Params)}
+        for name, value in sampling.items():
+            if value is not None and name in fields and name not in given:
+                params[name] = _text(value)
+        if "max_tokens" in fields:
+            asked = int(params.get("max_tokens", _default(strategy, "max_tokens")))
+            if asked > limits.max_tokens:
+                raise ConfigError(
+                    f"max_tokens {asked} is over this server's cap of {limits.max_tokens}"
+                )
+        if strategy == "compute_optimal" and self.route.policy and "policy" not in params:
+            params["policy"] = self.route.policy
+        if self.verifier is None and needs_verifier(strategy, params):
+            raise ConfigError(
+                f"the {strategy} strategy needs a verifier, and model {self.route.name!r} is "
+                "served without one: choose a strategy that needs none (majority, single, ...)"
+            )
+        return Selection(strategy, budget, params)
+
+    def strategy(
+        self, selection: Selection, seed: int | None, extra: Mapping[str, Any]
+    ) -> BaseStrategy[Any]:
+        """A strategy object for one request, over the shared models."""
+        generator: Generator = self.generator
+        if extra:
+            generator = WithExtra(self.generator, SamplingParams(extra=extra).extra)
+        verifier: Verifier | None = self.verifier
+        return make_strategy(
+            selection.strategy, generator, self.task, verifier, selection.params, seed=seed
+        )
+
+
+class WithExtra:
+    """A generator whose every call carries a request's vendor sampling fields."""
+
+    def __init__(self, inner: Generator, extra: tuple[tuple[str, str], ...]) -> None:
+        self.inner = inner
+        self.extra = extra
+
+    @property
+    def name(self) -> str:
+        return self.inner.name
+
+    @property
+    def shape(self) -> ModelShape | None:
+        return self.inner.shape
+
+    @property
+    def folder(self) -> Path | None:
+        return self.inner.folder
+
+    async def connect(self) -> str:
+        return await self.inner.connect()
+
+    async def count_prompt_tokens(self, prompts: Sequence[Prompt]) -> list[int]:
+        return await self.inner.count_prompt_tokens(prompts)
+
+    async def generate(self, prompts: Sequence[Prompt], params: SamplingParams) -> list[Generation]:
+        return await self.inner.generate(prompts, params.replace(extra=self.extra))
+
+    async def stream(
+        self, prompt: Prompt, params: SamplingParams, on_text: Callable[[str], None]
+    ) -> Generation:
+        return await self.inner.stream(prompt, params.replace(extra=self.extra), on_text)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+def _budget(value: Any, where: str) -> int:
+    if isinstance(value, bool):
+        raise ConfigError(f"{where} must be a whole number N >= 1, not {value!r}")
+    try:
+        budget = int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where} must be a whole number N >= 1, not {value!r}") from None
+    if budget != value and str(budget) != str(value).strip():
+        raise ConfigError(f"{where} must be a whole number N >= 1, not {value!r}")
+    if budget < 1:
+        raise ConfigError(f"{where} must be at least 1, got {budget}")
+    return budget
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "none"
+    if isinstance(value, int | float | str):
+        return str(value)
+    raise ConfigError(f"a strategy parameter takes a number, a string or a boolean, not {value!r}")
+
+
+def _default(strategy: str, name: str) -> Any:
+    return getattr(strategy_class(strategy).Params(), name)
