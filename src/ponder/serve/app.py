@@ -213,22 +213,30 @@ class _State:
         self.limits = config.limits
         self.upstreams: dict[str, Upstream] = upstreams or {}
         self._owned = upstreams is None
+        self._models: list[Any] = []
         self.admission = Admission(self.limits.max_concurrent, self.limits.max_queued)
         self.metrics = Metrics(lambda: (self.admission.active, self.admission.waiting))
         self.started = int(time.time())
+        if self._owned:  # loaded now, so a bad folder or format fails before serving starts
+            loaded: dict[tuple[Any, ...], Any] = {}
+            self.upstreams = {
+                r.name: Upstream(r, self.metrics.upstream_call, loaded) for r in config.routes
+            }
+            self._models = list(loaded.values())
 
     async def start(self) -> None:
-        if self._owned:
-            self.upstreams = {
-                r.name: Upstream(r, self.metrics.upstream_call) for r in self.config.routes
-            }
-        for upstream in self.upstreams.values():
-            await upstream.connect()
+        for name, upstream in self.upstreams.items():
+            try:
+                await upstream.connect()
+            except PonderError as exc:
+                if not upstream.is_served:
+                    raise
+                # A server may come up later: its requests get 503 until it does.
+                log.warning("model %r: its upstream does not answer yet: %s", name, exc)
 
     async def stop(self) -> None:
-        if self._owned:
-            for upstream in self.upstreams.values():
-                await upstream.aclose()
+        for model in self._models:  # each once, however many routes share it
+            await model.aclose()
 
     def route(self, model: str) -> tuple[Upstream, str | None]:
         name, _, suffix = model.partition("@")
@@ -450,13 +458,17 @@ async def _disconnected(request: Request) -> None:
 
 
 def _upstream_status(exc: Exception) -> int:
-    """502 for an upstream that answered badly, 503 for one out of reach, 504 for a timeout."""
+    """400 for a request the upstream found invalid (a vendor field it refused), 502 for an
+    upstream that failed otherwise, 503 for one out of reach, 504 for one that timed out."""
+    import openai
+
     cause = exc.__cause__
-    name = type(cause).__name__ if cause is not None else ""
-    if "Timeout" in name:
+    if isinstance(cause, openai.APITimeoutError):
         return 504
-    if "Connection" in name or isinstance(exc, ModelLoadError):
+    if isinstance(cause, openai.APIConnectionError) or isinstance(exc, ModelLoadError):
         return 503
+    if isinstance(cause, openai.APIStatusError) and cause.status_code in (400, 422):
+        return 400
     return 502
 
 

@@ -14,6 +14,8 @@
     name = "arith"
     model = "embedded"       # a model folder, an OpenAI-compatible URL, or "embedded"
     served_model = ""        # the upstream's model name (URL only; default: its first)
+    model_config = ""        # a served model's folder (config.json), for FLOPs estimates
+    prompt_format = "auto"   # auto, chat, raw, or a folder or file with ponder_prompt.json
     verifier = "embedded"    # a folder, a URL, "embedded", or "" for none
     strategy = "compute_optimal"
     budget = 8
@@ -43,13 +45,18 @@ class Route:
 
     `model` and `verifier` are a model folder, an OpenAI-compatible URL, or "embedded"
     (ponder's arith policy and verifier); `verifier=None` serves without one (strategies
-    that need one are then refused). `policy` is the compute-optimal policy file for
-    these models (the embedded models have theirs).
+    that need one are then refused). `model_config` is a served model's folder, for its
+    size (FLOPs); `prompt_format` how questions are put to it: "auto" (a folder's own
+    format, else chat for a model with a chat template or a served one), "chat", "raw", or
+    a folder or file holding a `ponder_prompt.json`. `policy` is the compute-optimal
+    policy file for these models (the embedded models have theirs).
     """
 
     name: str = "arith"
     model: str = EMBEDDED
     served_model: str | None = None
+    model_config: str | None = None
+    prompt_format: str = "auto"
     verifier: str | None = EMBEDDED
     served_verifier: str | None = None
     strategy: str = "compute_optimal"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +26,8 @@ from ponder.solve import default_format, question_task
 from ponder.strategies.base import BaseStrategy
 from ponder.strategies.batching import CoalescingGenerator, CoalescingVerifier
 from ponder.strategies.registry import STRATEGIES, make_strategy, needs_verifier, strategy_class
-from ponder.tasks import Task
+from ponder.tasks import MATH_CHAT, MATH_RAW, PromptFormat, Task
+from ponder.tasks.base import PROMPT_FORMAT_FILE
 from ponder.types import Generation, Prompt
 from ponder.verifiers import Verifier, load_verifier
 
@@ -43,40 +45,47 @@ class Upstream:
     """A route's loaded models and prompt format (see the module docstring)."""
 
     def __init__(
-        self, route: Route, on_call: Callable[[str, str, int], None] | None = None
+        self,
+        route: Route,
+        on_call: Callable[[str, str, int], None] | None = None,
+        loaded: dict[tuple[Any, ...], Any] | None = None,
     ) -> None:
+        """`loaded` holds the models routes have loaded so far (by spec): routes that name
+        the same model share it, and their requests' calls are merged too."""
         self.route = route
-        model = None if route.model == EMBEDDED else route.model
-        backend = load_generator(model, model=route.served_model)
-        self.is_served = backend.folder is None
+        loaded = {} if loaded is None else loaded
         told = functools.partial(on_call, route.name) if on_call is not None else None
-        # A local model runs one call at a time: what arrives meanwhile goes in the next one.
-        self.generator = CoalescingGenerator(
-            backend,
-            in_flight=None if self.is_served else 1,
-            on_call=functools.partial(told, "generator") if told is not None else None,
-        )
+        key = ("generator", route.model, route.served_model, route.model_config)
+        if key not in loaded:
+            model = None if route.model == EMBEDDED else route.model
+            backend = load_generator(model, model=route.served_model, shape_from=route.model_config)
+            # A local model runs one call at a time: what arrives meanwhile goes in the next.
+            loaded[key] = CoalescingGenerator(
+                backend,
+                in_flight=None if backend.folder is None else 1,
+                on_call=functools.partial(told, "generator") if told is not None else None,
+            )
+        self.generator: CoalescingGenerator = loaded[key]
+        self.is_served = self.generator.folder is None
         self.verifier: CoalescingVerifier | None = None
         if route.verifier is not None:
-            spec = None if route.verifier == EMBEDDED else route.verifier
-            verifier = load_verifier(spec, model=route.served_verifier)
-            self.verifier = CoalescingVerifier(
-                verifier,
-                in_flight=None if verifier.folder is None else 1,
-                on_call=functools.partial(told, "verifier") if told is not None else None,
-            )
-        self.task: Task = question_task(default_format(backend))
+            key = ("verifier", route.verifier, route.served_verifier)
+            if key not in loaded:
+                spec = None if route.verifier == EMBEDDED else route.verifier
+                verifier = load_verifier(spec, model=route.served_verifier)
+                loaded[key] = CoalescingVerifier(
+                    verifier,
+                    in_flight=None if verifier.folder is None else 1,
+                    on_call=functools.partial(told, "verifier") if told is not None else None,
+                )
+            self.verifier = loaded[key]
+        self.task: Task = question_task(prompt_format(route.prompt_format, self.generator))
 
     async def connect(self) -> None:
         """Check that the upstreams answer (a server) before the first request comes."""
         await self.generator.connect()
         if self.verifier is not None:
             await self.verifier.connect()
-
-    async def aclose(self) -> None:
-        await self.generator.aclose()
-        if self.verifier is not None:
-            await self.verifier.aclose()
 
     def select(
         self,
@@ -191,6 +200,35 @@ class WithExtra:
 
     async def aclose(self) -> None:
         await self.inner.aclose()
+
+
+def prompt_format(spec: str, generator: Generator) -> PromptFormat:
+    """A route's prompt format: auto, chat, raw, or a folder or file with ponder_prompt.json."""
+    named = {"chat": MATH_CHAT, "raw": MATH_RAW}
+    if spec == "auto":
+        return default_format(generator)
+    if spec in named:
+        return named[spec]
+    path = Path(spec)
+    if path.is_dir():
+        found = PromptFormat.of_folder(path)
+        if found is None:
+            raise ConfigError(f"{path} holds no {PROMPT_FORMAT_FILE}")
+        return found
+    if path.is_file():
+        return (
+            PromptFormat.of_folder(path.parent) if path.name == PROMPT_FORMAT_FILE else _file(path)
+        )
+    raise ConfigError(
+        f"prompt format {spec!r} is none of auto, chat, raw, or a folder or file that exists"
+    )
+
+
+def _file(path: Path) -> PromptFormat:
+    try:
+        return PromptFormat(**json.loads(path.read_text()))
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"{path} is not a valid prompt format: {exc}") from None
 
 
 def _budget(value: Any, where: str) -> int:
