@@ -8,7 +8,7 @@ VLLM_VENV := .venv-vllm
 PIP := $(VENV)/bin/pip install -qq
 TINY_MODEL := .cache/tiny-llama
 
-.PHONY: demo serve test test-fast lint bench bench-embedded bench-testbed bench-strategies setup vllm browser clean
+.PHONY: demo serve test test-fast lint bench bench-serve bench-embedded bench-testbed bench-strategies setup vllm browser clean
 
 setup: $(VENV)/.installed
 
@@ -77,6 +77,10 @@ bench: $(VENV)/.installed
 # The embedded models' measured targets (the numbers in their model cards): the policy, the
 # verifier as a judge (checks before verdicts, its default reading) and as a PRM (one pass);
 # `make bench-testbed`: what they make of search against voting (resumable, runs/bench-testbed).
+# What `ponder serve` adds to a request, what call sharing buys, streaming latency (~5 min).
+bench-serve: $(VENV)/.installed vllm
+	$(VENV)/bin/python benchmarks/serve.py
+
 bench-embedded: $(VENV)/.installed
 	$(VENV)/bin/python benchmarks/arith_policy.py
 	$(VENV)/bin/python benchmarks/arith_verifier.py

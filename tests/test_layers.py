@@ -106,6 +106,27 @@ def test_every_wrapper_forwards_a_backends_folder_and_connect():
         assert run_sync(wrapped.connect()) == wrapped.name
 
 
+def test_every_generator_wrapper_forwards_a_stream_and_the_meter_counts_it():
+    from ponder import BudgetMeter, Prompt, SamplingParams, run_sync
+    from ponder.generators.transformers import TransformersGenerator
+    from ponder.models import embedded_policy
+    from ponder.serve.upstream import WithExtra
+    from ponder.strategies.batching import CoalescingGenerator
+
+    meter = BudgetMeter()
+    local = TransformersGenerator(embedded_policy())
+    wrapped = meter.wrap(WithExtra(CoalescingGenerator(local), (("top_k", "1"),)))
+    prompt, params = Prompt.raw("Problem: Start with 12. Add 7.\nSolution:\n"), SamplingParams()
+    pieces: list[str] = []
+    streamed = run_sync(
+        wrapped.stream(prompt, params.replace(max_tokens=12, seed=0), pieces.append)
+    )
+    assert len(pieces) > 1 and "".join(pieces) == streamed.completions[0].text
+    cost = meter.cost()
+    assert (cost.calls, cost.samples) == (1, 1)
+    assert cost.generated_tokens == streamed.completions[0].num_tokens
+
+
 def test_a_backend_that_subclasses_the_protocol_gets_its_defaults():
     from ponder import run_sync
     from ponder.generators import Generator

@@ -575,3 +575,26 @@ def test_a_config_file_with_mistakes_says_where(ponder_cli, tmp_path):
             timeout=60,
         )
         assert out.returncode == 1 and says in out.stderr, (text, out.stderr)
+
+
+FUZZ_CHECKS = (
+    "not_a_server_error,status_code_conformance,content_type_conformance,"
+    "response_schema_conformance,response_headers_conformance,negative_data_rejection"
+)
+
+
+def test_fuzzing_the_openapi_schema_finds_no_5xx_and_no_response_off_the_schema(tmp_path):
+    flags = ["--max-budget", "2", "--max-tokens", "24", "--deadline-s", "20"]
+    with _server(tmp_path, *flags) as base:
+        out = subprocess.run(
+            [str(Path(sys.executable).parent / "schemathesis"), "run", f"{base}/openapi.json",
+             "--checks", FUZZ_CHECKS, "--max-examples", "40", "--workers", "1",
+             "--seed", "1"],
+            capture_output=True, text=True, timeout=900, cwd=tmp_path,
+            env={**os.environ, "SCHEMATHESIS_HOOKS": "fuzz_hooks",
+                 "PYTHONPATH": str(Path(__file__).parent)},
+        )  # fmt: skip
+        assert out.returncode == 0, out.stdout[-6000:]
+        assert "passed" in out.stdout
+        # The hooks point bodies at the route: strategies really ran.
+        assert metric(base, "ponder_requests_total", status="200") >= 5

@@ -8,6 +8,7 @@ cannot be made to produce on demand.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import Sequence
 
@@ -17,7 +18,9 @@ from ponder import Budget, Prompt, SamplingParams
 from ponder.generators.transformers import TransformersGenerator
 from ponder.models import embedded_policy, embedded_verifier
 from ponder.strategies import STRATEGIES, make_strategy
+from ponder.strategies.batching import CoalescingGenerator
 from ponder.strategies.particle_filter import effective_sample_size, systematic_resample
+from ponder.sync import run_sync
 from ponder.tasks.arith import arith_task
 from ponder.types import Generation
 from ponder.verifiers import load_verifier
@@ -237,6 +240,52 @@ def test_merged_calls_one_backend_call_per_round(policy, prm, task):
     # Each problem's rounds (its meter counts them as calls) share the backend calls.
     assert len(recorder.calls) == max(r.cost.calls for r in results)
     assert sum(r.cost.calls for r in results) > 3 * len(recorder.calls)
+
+
+def test_calls_made_while_one_runs_wait_and_go_together(policy, task):
+    recorder = Recording(policy)
+    params = SamplingParams(max_tokens=8, seed=0)
+    prompts = [task.prompt(p) for p in task.problems[:4]]
+
+    async def go() -> None:
+        shared = CoalescingGenerator(recorder, in_flight=1)
+        first = asyncio.ensure_future(shared.generate(prompts[:1], params))
+        await asyncio.sleep(0.05)  # the first call is running
+        await asyncio.gather(first, *(shared.generate([p], params) for p in prompts[1:]))
+
+    run_sync(go())
+    assert [prompts for prompts, _ in recorder.calls] == [1, 3]
+
+
+def test_a_merged_call_whose_callers_all_left_is_not_sent(policy, task):
+    recorder = Recording(policy)
+    params = SamplingParams(max_tokens=8, seed=0)
+    prompts = [task.prompt(p) for p in task.problems[:3]]
+
+    async def go() -> None:
+        shared = CoalescingGenerator(recorder, in_flight=1)
+        first = asyncio.ensure_future(shared.generate(prompts[:1], params))
+        await asyncio.sleep(0.05)
+        waiting = [asyncio.ensure_future(shared.generate([p], params)) for p in prompts[1:]]
+        await asyncio.sleep(0)
+        for call in waiting:
+            call.cancel()
+        await first
+        await asyncio.sleep(0.05)
+
+    run_sync(go())
+    assert recorder.calls == [(1, 1)]
+
+
+def test_single_hands_on_its_text_as_it_is_generated(policy, prm, task, easy):
+    pieces: list[str] = []
+    single = strategy("single", policy, None, task)
+    [result] = run_sync(
+        single.arun_many(easy[:1], 1, on_text=lambda index, piece: pieces.append(piece))
+    )
+    assert len(pieces) > 3 and "".join(pieces) == result.chosen.text
+    assert result.cost.samples == 1 and result.cost.generated_tokens == result.chosen.num_tokens
+    assert result.answer == run_sync(single.arun(easy[0])).answer
 
 
 def test_search_traces_are_trees(policy, prm, task, easy):

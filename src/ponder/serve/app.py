@@ -162,23 +162,29 @@ def create_app(config: ServeConfig, upstreams: Mapping[str, Upstream] | None = N
     )
     app.state.ponder = state
 
-    @app.exception_handler(HTTPProblem)
-    async def _problem(_: Request, exc: HTTPProblem) -> JSONResponse:
-        return exc.response()
+    @app.exception_handler(HTTPException)
+    async def _problem(_: Request, exc: HTTPException) -> JSONResponse:
+        if isinstance(exc, HTTPProblem):
+            return exc.response()
+        # FastAPI's and Starlette's own (an unreadable body, an unknown path or method),
+        # in the OpenAI error shape every other error has.
+        kind = "invalid_request_error" if exc.status_code < 500 else "server_error"
+        body = protocol.error_body(str(exc.detail), kind, exc.status_code)
+        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         return HTTPProblem(400, _validation_message(exc), "invalid_request_error").response()
 
-    @app.get("/health")
+    @app.get("/health", response_model=protocol.Health)
     async def health() -> dict[str, Any]:
         return {"status": "ok", "routes": list(state.upstreams), "active": state.admission.active}
 
-    @app.get("/metrics")
+    @app.get("/metrics", response_class=PlainTextResponse, responses={401: protocol.ERRORS[401]})
     async def metrics() -> PlainTextResponse:
         return PlainTextResponse(state.metrics.render(), media_type=state.metrics.content_type)
 
-    @app.get("/v1/models")
+    @app.get("/v1/models", response_model=protocol.ModelList, responses={401: protocol.ERRORS[401]})
     async def models() -> dict[str, Any]:
         return {
             "object": "list",
@@ -188,11 +194,19 @@ def create_app(config: ServeConfig, upstreams: Mapping[str, Upstream] | None = N
             ],
         }
 
-    @app.post("/v1/chat/completions", response_model=None)
+    @app.post(
+        "/v1/chat/completions",
+        response_model=None,
+        responses=protocol.streamed(protocol.ChatCompletionResponse),
+    )
     async def chat(body: protocol.ChatCompletionRequest, request: Request) -> Response:
         return await state.complete(body, request, chat=True)
 
-    @app.post("/v1/completions", response_model=None)
+    @app.post(
+        "/v1/completions",
+        response_model=None,
+        responses=protocol.streamed(protocol.CompletionResponse),
+    )
     async def completions(body: protocol.CompletionRequest, request: Request) -> Response:
         return await state.complete(body, request, chat=False)
 

@@ -13,12 +13,13 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from ponder.errors import ConfigError
 from ponder.strategies.base import Progress
+from ponder.strategies.registry import STRATEGIES
 from ponder.strategies.scoring import tally
 from ponder.tasks import Task
 from ponder.types import Candidate, Cost, Result
@@ -34,7 +35,9 @@ class PonderOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    strategy: str | None = Field(None, description="a strategy's name, e.g. beam_search")
+    strategy: Literal[tuple(STRATEGIES)] | None = Field(  # type: ignore[valid-type]
+        None, description="a strategy's name, e.g. beam_search"
+    )
     budget: int | None = Field(None, ge=1, description="the budget N")
     params: dict[str, str | int | float | bool | None] | None = Field(
         None, description="the strategy's parameters, e.g. {'beam_width': 4}"
@@ -53,7 +56,10 @@ class _Request(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    model: str = Field(description="a route, optionally with @strategy[:budget]")
+    model: str = Field(
+        description="a route, optionally with @strategy[:budget]",
+        examples=["arith", "arith@beam_search:4"],
+    )
     temperature: float | None = Field(None, ge=0, le=2)
     top_p: float | None = Field(None, gt=0, le=1)
     max_tokens: int | None = Field(None, ge=1)
@@ -131,7 +137,9 @@ class ChatCompletionRequest(_Request):
 
 
 class CompletionRequest(_Request):
-    prompt: str | list[str] = Field(description="the problem (one string)")
+    prompt: str | Annotated[list[str], Field(min_length=1, max_length=1)] = Field(
+        description="the problem: one string (or a list of one)"
+    )
     echo: bool = False
 
     def question(self) -> str:
@@ -143,6 +151,111 @@ class CompletionRequest(_Request):
         if not prompt.strip():
             raise ConfigError("the prompt is empty: give the problem to solve")
         return prompt
+
+
+class Usage(BaseModel):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+class AssistantMessage(BaseModel):
+    role: Literal["assistant"]
+    content: str
+
+
+class ChatChoice(BaseModel):
+    index: int
+    message: AssistantMessage
+    finish_reason: Literal["stop", "length"]
+    logprobs: None = None
+
+
+class ChatCompletionResponse(BaseModel):
+    """OpenAI's `ChatCompletion`, plus the `ponder` object (what was spent and found)."""
+
+    id: str
+    object: Literal["chat.completion"]
+    created: int
+    model: str
+    choices: list[ChatChoice]
+    usage: Usage
+    ponder: dict[str, Any]
+
+
+class TextChoice(BaseModel):
+    index: int
+    text: str
+    finish_reason: Literal["stop", "length"]
+    logprobs: None = None
+
+
+class CompletionResponse(BaseModel):
+    """OpenAI's `Completion`, plus the `ponder` object."""
+
+    id: str
+    object: Literal["text_completion"]
+    created: int
+    model: str
+    choices: list[TextChoice]
+    usage: Usage
+    ponder: dict[str, Any]
+
+
+class ErrorDetail(BaseModel):
+    message: str
+    type: str
+    param: str | None = None
+    code: int | str | None = None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorDetail
+
+
+class ModelCard(BaseModel):
+    id: str
+    object: Literal["model"]
+    created: int
+    owned_by: str
+
+
+class ModelList(BaseModel):
+    object: Literal["list"]
+    data: list[ModelCard]
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+    routes: list[str]
+    active: int
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorResponse, "description": what}
+    for status, what in (
+        (400, "an invalid request: unknown strategy or parameter, a cap exceeded, bad JSON"),
+        (401, "a missing or wrong API key"),
+        (404, "no such model (route)"),
+        (413, "a body over the server's limit"),
+        (429, "every slot and queue place taken (see Retry-After)"),
+        (502, "the upstream failed"),
+        (503, "the upstream is out of reach"),
+        (504, "the request ran past the deadline, or the upstream timed out"),
+    )
+}
+
+
+def streamed(model: type[BaseModel]) -> dict[int | str, dict[str, Any]]:
+    """The 200 response of an endpoint that streams server-sent events when asked."""
+    return {
+        200: {
+            "model": model,
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            "description": "the completion; with stream=true, server-sent events",
+        },
+        **ERRORS,
+    }
 
 
 def new_id(kind: str) -> str:

@@ -138,7 +138,10 @@ class Upstream:
             if value is not None and name in fields and name not in given:
                 params[name] = _text(value)
         if "max_tokens" in fields:
-            asked = int(params.get("max_tokens", _default(strategy, "max_tokens")))
+            default = int(_default(strategy, "max_tokens"))
+            if "max_tokens" not in params and default > limits.max_tokens:
+                params["max_tokens"] = str(limits.max_tokens)  # unasked: within the cap
+            asked = int(params.get("max_tokens", default))
             if asked > limits.max_tokens:
                 raise ConfigError(
                     f"max_tokens {asked} is over this server's cap of {limits.max_tokens}"

@@ -8,6 +8,7 @@ imported would be an import circle).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import typing
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -81,8 +82,7 @@ def parse_pairs(pairs: Sequence[str]) -> dict[str, str]:
 def parse_params_of(cls: type[BaseStrategy[Any]], values: Mapping[str, str]) -> Any:
     """The parameter object of strategy `cls` from text values, each converted to its type."""
     name, params_type = cls.name, cls.Params
-    hints = typing.get_type_hints(params_type)
-    fields = {f.name for f in dataclasses.fields(params_type)}
+    hints, fields = _fields(params_type)
     converted: dict[str, Any] = {}
     for key, text in values.items():
         if key not in fields:
@@ -91,6 +91,14 @@ def parse_params_of(cls: type[BaseStrategy[Any]], values: Mapping[str, str]) -> 
             )
         converted[key] = _convert(key, text, hints[key])
     return params_type(**converted)
+
+
+@functools.cache
+def _fields(params_type: type) -> tuple[dict[str, Any], frozenset[str]]:
+    """A parameter class's field types and names (read once: a server builds a strategy per
+    request, and reading string annotations compiles them)."""
+    hints = typing.get_type_hints(params_type)
+    return hints, frozenset(f.name for f in dataclasses.fields(params_type))
 
 
 def _convert(key: str, text: str, kind: Any) -> Any:

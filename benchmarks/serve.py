@@ -1,0 +1,253 @@
+"""What `ponder serve` costs and what it buys, measured in one run on this machine.
+
+    python benchmarks/serve.py [--requests 60] [--skip-vllm]
+
+Starts, on 127.0.0.1, a vLLM server (from .venv-vllm, without chunked prefill)
+serving the embedded arith policy, a ponder server routed to it, and a ponder
+server on the embedded default (local models). Then prints:
+
+1. Overhead for `single`: the same request (the prompt ponder renders, greedy,
+   the same max_tokens) sent to vLLM directly and through ponder, interleaved,
+   one at a time and from 16 concurrent clients; p50 and p99 latency of each
+   and what ponder adds (targets: p50 <= 3 ms, p99 <= 15 ms).
+2. Sharing: 16 `beam_search:4` requests one after another against the same 16
+   sent at once (local models; target: at once <= 0.5x the time).
+3. Streaming: a streamed `beam_search:16` request's time to its first chunk
+   and to its first round of progress, against its total (target <= 0.25x).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import openai
+
+ROOT = Path(__file__).resolve().parents[1]
+PROBLEMS = [
+    f"Start with {a}. Add {b}. Multiply by {c}. Subtract {d}."
+    for a, b, c, d in ((37, 48, 6, 25), (12, 7, 3, 5), (81, 19, 4, 60), (55, 5, 9, 100))
+]
+MAX_TOKENS = 64
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def process(command: list[str], health: str, log: Path, env: dict[str, str] | None = None):
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            command,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 600
+        while True:
+            if proc.poll() is not None:
+                sys.exit(f"{command[0]} exited; see {log}")
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(health, timeout=2).status_code == 200:
+                    break
+            if time.monotonic() > deadline:
+                sys.exit(f"{command} did not come up in 600 s; see {log}")
+            time.sleep(0.5)
+        yield
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=60)
+
+
+def ponder(port: int, *flags: str) -> list[str]:
+    return [sys.executable, "-m", "ponder.cli", "serve", "--port", str(port), *flags]
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+async def timed(call) -> float:  # type: ignore[no-untyped-def]
+    began = time.perf_counter()
+    await call()
+    return time.perf_counter() - began
+
+
+async def overhead(vllm: str, via: str, requests: int, clients: int) -> tuple[list, list]:
+    """Latencies (s) of the same greedy request sent to vLLM directly and through ponder."""
+    from ponder.models import embedded_policy
+    from ponder.tasks import PromptFormat
+
+    prompt_format = PromptFormat.of_folder(embedded_policy())
+    assert prompt_format is not None
+    direct_client = openai.AsyncOpenAI(base_url=vllm, api_key="x", max_retries=0)
+    ponder_client = openai.AsyncOpenAI(base_url=via, api_key="x", max_retries=0)
+    direct: list[float] = []
+    through: list[float] = []
+
+    async def one(i: int) -> None:
+        problem = PROBLEMS[i % len(PROBLEMS)]
+        rendered = prompt_format.render(problem).text
+
+        async def to_vllm() -> None:
+            await direct_client.completions.create(
+                model="arith-policy",
+                prompt=rendered,
+                max_tokens=MAX_TOKENS,
+                temperature=0,
+            )
+
+        async def to_ponder() -> None:
+            await ponder_client.completions.create(
+                model="arith@single", prompt=problem, max_tokens=MAX_TOKENS, temperature=0
+            )
+
+        first, second = (to_vllm, to_ponder) if i % 2 else (to_ponder, to_vllm)
+        a = await timed(first)
+        b = await timed(second)
+        (direct if first is to_vllm else through).append(a)
+        (through if first is to_vllm else direct).append(b)
+
+    per_client = max(1, requests // clients)
+
+    async def client(c: int) -> None:
+        for k in range(per_client):
+            await one(c * per_client + k)
+
+    await one(0)  # warm both paths
+    direct.clear()
+    through.clear()
+    await asyncio.gather(*(client(c) for c in range(clients)))
+    await direct_client.close()
+    await ponder_client.close()
+    return direct, through
+
+
+def report_overhead(label: str, direct: list[float], through: list[float]) -> None:
+    ms = 1000
+    d50, d99 = percentile(direct, 0.5) * ms, percentile(direct, 0.99) * ms
+    p50, p99 = percentile(through, 0.5) * ms, percentile(through, 0.99) * ms
+    print(
+        f"  {label}: vLLM p50 {d50:.1f} ms p99 {d99:.1f} ms | through ponder p50 {p50:.1f} ms "
+        f"p99 {p99:.1f} ms | added p50 {p50 - d50:+.1f} ms p99 {p99 - d99:+.1f} ms "
+        f"({len(direct)} requests each)"
+    )
+
+
+async def sharing(base: str, requests: int = 16) -> tuple[float, float]:
+    async with openai.AsyncOpenAI(base_url=base, api_key="x", max_retries=0, timeout=600) as c:
+
+        async def one(i: int) -> None:
+            await c.chat.completions.create(
+                model="arith@beam_search:4",
+                messages=[{"role": "user", "content": PROBLEMS[i % len(PROBLEMS)]}],
+                seed=i,
+            )
+
+        await one(0)  # warm
+        began = time.perf_counter()
+        for i in range(requests):
+            await one(i)
+        sequential = time.perf_counter() - began
+        began = time.perf_counter()
+        await asyncio.gather(*(one(i) for i in range(requests)))
+        together = time.perf_counter() - began
+    return sequential, together
+
+
+def streaming(base: str) -> tuple[float, float, float]:
+    body = {
+        "model": "arith@beam_search:16",
+        "messages": [{"role": "user", "content": PROBLEMS[0]}],
+        "stream": True,
+    }
+    first = progress = None
+    began = time.perf_counter()
+    with httpx.stream("POST", f"{base}/v1/chat/completions", json=body, timeout=600) as response:
+        for line in response.iter_lines():
+            if not line:
+                continue
+            now = time.perf_counter() - began
+            first = first if first is not None else now
+            if progress is None and "reasoning_content" in line:
+                progress = now
+    total = time.perf_counter() - began
+    return first or total, progress or total, total
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=60, help="per path, for the overhead")
+    parser.add_argument("--skip-vllm", action="store_true", help="only parts 2 and 3")
+    args = parser.parse_args()
+    from ponder.models import embedded_policy
+
+    policy = str(embedded_policy())
+    logs = Path(tempfile.mkdtemp(prefix="ponder-bench-serve-"))
+    with contextlib.ExitStack() as stack:
+        if not args.skip_vllm:
+            vllm_port, via_port = free_port(), free_port()
+            vllm = [
+                str(ROOT / ".venv-vllm" / "bin" / "python"),
+                "-m", "vllm.entrypoints.openai.api_server", "--model", policy,
+                "--served-model-name", "arith-policy", "--host", "127.0.0.1",
+                "--port", str(vllm_port), "--dtype", "float32", "--max-model-len", "512",
+                "--enforce-eager", "--no-enable-chunked-prefill",
+            ]  # fmt: skip
+            env = {"HF_HUB_OFFLINE": "1", "VLLM_NO_USAGE_STATS": "1", "VLLM_CPU_KVCACHE_SPACE": "1"}
+            print("starting vLLM (about a minute) ...", file=sys.stderr)
+            stack.enter_context(
+                process(vllm, f"http://127.0.0.1:{vllm_port}/health", logs / "vllm.log", env)
+            )
+            vllm_url = f"http://127.0.0.1:{vllm_port}/v1"
+            flags = ["--model", vllm_url, "--served-model", "arith-policy", "--format", policy]
+            flags += ["--model-config", policy, "--verifier", "none", "--max-concurrent", "64"]
+            stack.enter_context(
+                process(
+                    ponder(via_port, *flags),
+                    f"http://127.0.0.1:{via_port}/health",
+                    logs / "ponder-vllm.log",
+                )
+            )
+            via = f"http://127.0.0.1:{via_port}/v1"
+            print(f"1. overhead of ponder serve for single, against vLLM directly (logs: {logs})")
+            for clients in (1, 16):
+                direct, through = asyncio.run(overhead(vllm_url, via, args.requests, clients))
+                label = "sequential" if clients == 1 else f"{clients} concurrent clients"
+                report_overhead(label, direct, through)
+        local_port = free_port()
+        local = ponder(local_port, "--max-concurrent", "16")
+        base = f"http://127.0.0.1:{local_port}"
+        stack.enter_context(process(local, f"{base}/health", logs / "ponder-local.log"))
+        sequential, together = asyncio.run(sharing(f"{base}/v1"))
+        print("2. 16 beam_search:4 requests on the embedded models")
+        print(
+            f"  one after another {sequential:.1f} s, all at once {together:.1f} s: "
+            f"ratio {together / sequential:.2f} (target <= 0.5)"
+        )
+        first, progress, total = streaming(base)
+        print("3. a streamed beam_search:16 request")
+        print(
+            f"  first chunk {first:.3f} s, first round of progress {progress:.2f} s, total "
+            f"{total:.2f} s: progress/total {progress / total:.2f} (target <= 0.25)"
+        )
+
+
+if __name__ == "__main__":
+    main()
