@@ -385,11 +385,13 @@ def test_a_client_that_goes_away_cancels_its_request(guarded):
     assert answer.model_extra["ponder"]["answer"] == "19"
 
 
-class _Hangup:
-    """A real listening socket that reads each request and closes the connection unanswered:
-    an upstream that dies mid-request."""
+class _Faulty:
+    """A real listening socket on `port` that takes each request and then, by `mode`: closes
+    the connection unanswered ("hangup": an upstream that dies mid-request), answers HTTP 500
+    ("error"), or keeps it open without a word ("silent": an upstream that times out)."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, mode: str) -> None:
+        self.mode = mode
         self.socket = socket.create_server(("127.0.0.1", port))
         self.socket.settimeout(0.2)
         self.stop = False
@@ -397,15 +399,27 @@ class _Hangup:
         self.thread.start()
 
     def _serve(self) -> None:
+        held = []
         while not self.stop:
             try:
                 connection, _ = self.socket.accept()
             except TimeoutError:
                 continue
-            with connection:
-                connection.settimeout(2)
-                with contextlib.suppress(OSError):
-                    connection.recv(65536)
+            connection.settimeout(2)
+            with contextlib.suppress(OSError):
+                connection.recv(65536)
+                if self.mode == "error":
+                    body = b'{"error": {"message": "engine failed", "type": "internal"}}'
+                    connection.sendall(
+                        b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json"
+                        b"\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body)
+                    )
+            if self.mode == "silent":
+                held.append(connection)
+            else:
+                connection.close()
+        for connection in held:
+            connection.close()
 
     def close(self) -> None:
         self.stop = True
@@ -417,6 +431,7 @@ def test_upstream_faults_are_named_json_errors_and_the_server_recovers(tmp_path)
     port = _free_port()
     url = f"http://127.0.0.1:{port}/v1"
     flags = ["--model", url, "--served-model", "arith", "--format", "chat", "--verifier", "none"]
+    flags += ["--upstream-timeout", "0.5"]
     with _server(tmp_path, *flags) as base:
         # Nothing listens there: 503, naming the model and the upstream.
         refused = httpx.post(
@@ -427,17 +442,24 @@ def test_upstream_faults_are_named_json_errors_and_the_server_recovers(tmp_path)
         assert "'arith'" in message and url in message
         # An upstream that takes the request and dies: 503 again, and a seeded request is told
         # what vLLM on CPU does to seeded requests.
-        hangup = _Hangup(port)
-        try:
-            dropped = httpx.post(
-                f"{base}/v1/chat/completions",
-                json={"model": "arith", "messages": ask(), "seed": 3},
-                timeout=120,
-            )
-        finally:
-            hangup.close()
-        assert dropped.status_code == 503
-        assert "no-enable-chunked-prefill" in dropped.json()["error"]["message"]
+        faults = {}
+        for mode in ("hangup", "error", "silent"):
+            faulty = _Faulty(port, mode)
+            try:
+                faults[mode] = httpx.post(
+                    f"{base}/v1/chat/completions",
+                    json={"model": "arith", "messages": ask(), "seed": 3},
+                    timeout=120,
+                )
+            finally:
+                faulty.close()
+        assert faults["hangup"].status_code == 503
+        assert "no-enable-chunked-prefill" in faults["hangup"].json()["error"]["message"]
+        assert faults["error"].status_code == 502
+        assert "engine failed" in faults["error"].json()["error"]["message"]
+        assert faults["silent"].status_code == 504
+        for response in faults.values():
+            assert url in response.json()["error"]["message"]
         assert httpx.get(f"{base}/health").json()["status"] == "ok"
         # The upstream comes back (another ponder server, as an OpenAI-compatible upstream).
         upstream = ["--strategy", "single", "--verifier", "none"]

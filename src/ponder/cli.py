@@ -140,6 +140,11 @@ def _serve_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore
     serve.add_argument("--served-model", help="the model's name on its server")
     serve.add_argument("--model-config", help=MODEL_CONFIG_HELP)
     serve.add_argument(
+        "--upstream-timeout",
+        type=float,
+        help="seconds a served model has to answer one call, then retried (default 120)",
+    )
+    serve.add_argument(
         "--format",
         help="auto (default), chat, raw, or a folder or file with the model's ponder_prompt.json",
     )
@@ -499,6 +504,7 @@ def _serve(args: argparse.Namespace) -> int:
         "model": args.model,
         "served_model": args.served_model,
         "model_config": args.model_config,
+        "timeout_s": args.upstream_timeout,
         "prompt_format": args.format,
         "verifier": args.verifier,
         "served_verifier": args.served_verifier,

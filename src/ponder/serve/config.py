@@ -14,6 +14,7 @@
     name = "arith"
     model = "embedded"       # a model folder, an OpenAI-compatible URL, or "embedded"
     served_model = ""        # the upstream's model name (URL only; default: its first)
+    timeout_s = 120          # a served upstream's time to answer one call (then retried)
     model_config = ""        # a served model's folder (config.json), for FLOPs estimates
     prompt_format = "auto"   # auto, chat, raw, or a folder or file with ponder_prompt.json
     verifier = "embedded"    # a folder, a URL, "embedded", or "" for none
@@ -48,13 +49,16 @@ class Route:
     that need one are then refused). `model_config` is a served model's folder, for its
     size (FLOPs); `prompt_format` how questions are put to it: "auto" (a folder's own
     format, else chat for a model with a chat template or a served one), "chat", "raw", or
-    a folder or file holding a `ponder_prompt.json`. `policy` is the compute-optimal
-    policy file for these models (the embedded models have theirs).
+    a folder or file holding a `ponder_prompt.json`. `timeout_s` is how long a served
+    model has to answer one call (the `openai` client then retries it, three times, before
+    the request gets 504). `policy` is the compute-optimal policy file for these models
+    (the embedded models have theirs).
     """
 
     name: str = "arith"
     model: str = EMBEDDED
     served_model: str | None = None
+    timeout_s: float = 120.0
     model_config: str | None = None
     prompt_format: str = "auto"
     verifier: str | None = EMBEDDED
@@ -72,6 +76,8 @@ class Route:
             )
         if self.budget < 1:
             raise ConfigError(f"route {self.name}: the default budget must be >= 1")
+        if self.timeout_s <= 0:
+            raise ConfigError(f"route {self.name}: timeout_s must be positive")
         object.__setattr__(self, "params", {k: str(v) for k, v in self.params.items()})
 
 

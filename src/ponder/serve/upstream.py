@@ -58,7 +58,11 @@ class Upstream:
         key = ("generator", route.model, route.served_model, route.model_config)
         if key not in loaded:
             model = None if route.model == EMBEDDED else route.model
-            backend = load_generator(model, model=route.served_model, shape_from=route.model_config)
+            served = model is not None and model.startswith(("http://", "https://"))
+            options = {"timeout": route.timeout_s} if served else {}
+            backend = load_generator(
+                model, model=route.served_model, shape_from=route.model_config, **options
+            )
             # A local model runs one call at a time: what arrives meanwhile goes in the next.
             loaded[key] = CoalescingGenerator(
                 backend,
