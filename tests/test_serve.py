@@ -194,6 +194,18 @@ def test_text_completions_and_curl(server):
     assert answer["object"] == "text_completion" and answer["ponder"]["answer"] == "19"
 
 
+def test_the_async_client_streams(server):
+    async def streamed() -> str:
+        async with openai.AsyncOpenAI(base_url=f"{server}/v1", api_key="x", max_retries=0) as c:
+            stream = await c.chat.completions.create(
+                model="arith@majority:4", messages=ask(), stream=True
+            )
+            pieces = [chunk.choices[0].delta.content async for chunk in stream if chunk.choices]
+        return "".join(p or "" for p in pieces)
+
+    assert asyncio.run(streamed()).strip().endswith("The answer is 19.")
+
+
 def test_concurrent_requests_share_upstream_calls(server):
     async def many() -> list[str]:
         async_client = openai.AsyncOpenAI(base_url=f"{server}/v1", api_key="x", max_retries=0)

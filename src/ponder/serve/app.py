@@ -256,6 +256,7 @@ class _State:
         name, _, suffix = model.partition("@")
         upstream = self.upstreams.get(name)
         if upstream is None:
+            self.metrics.rejected("model")
             raise HTTPProblem(
                 404,
                 f"no model {name!r} here; this server serves {', '.join(self.upstreams)} "
