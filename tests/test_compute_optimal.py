@@ -11,7 +11,7 @@ import subprocess
 import pytest
 
 from ponder import ConfigError, run_sync
-from ponder.evaluation.calibrate import make_policy
+from ponder.evaluation.calibrate import cross_validate, make_policy
 from ponder.evaluation.store import Row
 from ponder.generators.transformers import TransformersGenerator
 from ponder.identity import fingerprint
@@ -87,6 +87,8 @@ def test_quantile_edges_make_near_equal_bins():
     counts = [sum(p.bin_of(r) == b for r in readings) for b in range(1, 6)]
     assert counts == [2, 2, 2, 2, 2]
     assert quantile_edges([0.5] * 10, 5) == (0.5,)  # ties cannot be split
+    # Readings tied at the top share bin 1 rather than leave it empty.
+    assert quantile_edges([1.0] * 6 + [0.2, 0.1], 2) == (0.2,)
 
 
 def row(problem: str, strategy: str, budget: int, correct: bool, reading: float, tokens=100):
@@ -108,7 +110,7 @@ def test_the_best_configuration_per_bin_is_kept_and_ties_go_to_the_cheaper():
         ]
     for i in range(4):  # hard problems (reading 0.2): revision right more often
         rows += [row(f"h{i}", "majority", 8, i == 0, 0.2), row(f"h{i}", "revision", 8, i < 3, 0.2)]
-    made = make_policy(rows, bins=2, pilot=4, models={}, made_with={})
+    made = make_policy(rows, bins=2, pilot=4, models={}, made_with={}, shrink=0)
     easy, hard = made.table[8]
     assert (easy.configuration, easy.accuracy, easy.problems) == ("majority", 1.0, 4)
     assert (hard.configuration, hard.accuracy) == ("revision", 0.75)
@@ -127,7 +129,7 @@ def test_a_smaller_budget_that_does_as_well_is_spent_instead(tmp_path):
             row(f"h{i}", "majority", 4, False, 0.2, 200),
             row(f"h{i}", "majority", 16, i < 2, 0.2, 800),
         ]
-    made = make_policy(rows, bins=2, pilot=4, models={}, made_with={})
+    made = make_policy(rows, bins=2, pilot=4, models={}, made_with={}, shrink=0)
     easy, hard = made.table[16]
     assert (easy.configuration, easy.budget, easy.accuracy) == ("majority", 4, 1.0)
     assert (hard.configuration, hard.budget, hard.accuracy) == ("majority", 16, 0.5)
@@ -135,6 +137,47 @@ def test_a_smaller_budget_that_does_as_well_is_spent_instead(tmp_path):
     assert made.choose(16, 0.2) == (Configuration("majority"), 16)
     made.save(tmp_path / "policy.json")
     assert Policy.load(tmp_path / "policy.json").table == made.table
+
+
+def test_a_bin_of_few_problems_is_shrunk_toward_the_configurations_overall_accuracy():
+    rows = []
+    for i in range(20):  # easy bin: majority right on 19 of 20, revision on 15 of 20
+        rows += [
+            row(f"e{i}", "majority", 8, i < 19, 0.9),
+            row(f"e{i}", "revision", 8, i < 15, 0.9),
+        ]
+    for i in range(3):  # hard bin, 3 problems: revision 3 of 3, majority 2 of 3
+        rows += [row(f"h{i}", "majority", 8, i < 2, 0.1), row(f"h{i}", "revision", 8, True, 0.1)]
+    # The 20 easy readings tie at the top: they make bin 1 together (edge 0.1).
+    raw = make_policy(rows, bins=2, pilot=4, models={}, made_with={}, shrink=0)
+    pooled = make_policy(rows, bins=2, pilot=4, models={}, made_with={}, shrink=10)
+    assert raw.edges == pooled.edges == (0.1,)
+    assert raw.table[8][1].configuration == "revision"  # 3/3 beats 2/3 on its own
+    hard = pooled.table[8][1]
+    # Shrunk: majority (2 + 10 * 21/23) / 13 = 0.856 beats revision (3 + 10 * 18/23) / 13.
+    assert hard.configuration == "majority"
+    assert hard.accuracy == pytest.approx((2 + 10 * 21 / 23) / 13, abs=1e-4)
+    assert hard.raw_accuracy == pytest.approx(2 / 3, abs=1e-4)
+    assert 0 < hard.stderr < 0.15
+    assert pooled.made_with["shrink"] == 10
+
+
+def test_cross_validation_scores_the_policy_on_problems_it_was_not_made_from():
+    rows = []
+    for i in range(40):  # revision wins on hard problems, majority (cheaper) on easy ones
+        hard = i % 2 == 0
+        rows += [
+            row(f"p{i}", "majority", 8, not hard or i % 8 == 0, 0.1 if hard else 0.9, 100),
+            row(f"p{i}", "revision", 8, True if hard else i % 4 != 1, 0.1 if hard else 0.9, 300),
+        ]
+    report = cross_validate(rows, bins=2, pilot=4, shrink=0, folds=5)[8]
+    # Held out, the policy picks revision for hard problems (all right) and majority for
+    # easy ones (all right): 1.0; the best single configuration, revision (right on every
+    # hard problem and half the easy ones; majority: every easy one, 5 of 20 hard), 0.75.
+    assert (report["policy"], report["best_fixed"], report["fixed"]) == (1.0, 0.75, "revision")
+    assert report["in_sample"] == 1.0 and (report["problems"], report["folds"]) == (40, 5)
+    with pytest.raises(ConfigError, match="folds"):
+        cross_validate(rows, bins=2, pilot=4, shrink=0, folds=1)
 
 
 @pytest.fixture(scope="module")
@@ -241,6 +284,11 @@ def test_calibrate_then_solve_and_eval_with_the_policy(ponder_cli, tmp_path):
     assert set(made.table) == {4, 6} and len(made.edges) == 1
     assert made.models["generator"]["name"] == "arith-policy"
     assert "N=4:" in calibrate.stdout and "N=6:" in calibrate.stdout
+    # Its own accuracy on problems it was not made from, and every choice's uncertainty.
+    assert "cross-validated (5 folds, 6 problems): policy" in calibrate.stdout
+    checked = made.made_with["cross_validated"]["6"]
+    assert 0 <= checked["policy"] <= 1 and checked["fixed"] in ("majority", "weighted_majority")
+    assert all(e.stderr is not None and e.raw_accuracy is not None for e in made.table[6])
     solve = subprocess.run(
         [*ponder_cli, "solve", "Start with 12. Add 7.", "--strategy", "compute_optimal",
          "--budget", "6", "--param", f"policy={out}", "--param", "max_tokens=160", "--json"],

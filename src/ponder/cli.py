@@ -217,6 +217,19 @@ def _eval_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[
     )
     cal.add_argument("--pilot", type=int, default=4, help="pilot samples per prompt (default 4)")
     cal.add_argument("--bins", type=int, default=5, help="difficulty bins (default 5)")
+    cal.add_argument(
+        "--shrink",
+        type=float,
+        default=10.0,
+        help="weight, in problems, of a configuration's accuracy over all bins in its "
+        "estimate for one bin (default 10; 0: each bin's own rate)",
+    )
+    cal.add_argument(
+        "--folds",
+        type=int,
+        default=5,
+        help="folds of the policy's cross-validated accuracy (default 5; 0: none)",
+    )
 
 
 def _sweep_options(
@@ -324,6 +337,8 @@ def _calibrate(args: argparse.Namespace) -> int:
 
     if args.pilot < 1 or args.bins < 1:
         raise _UsageError("--pilot and --bins must be at least 1")
+    if args.shrink < 0 or args.folds < 0 or args.folds == 1:
+        raise _UsageError("--shrink must be >= 0 and --folds 0 or at least 2")
     config = _sweep_config(
         args, lambda names, pairs: candidate_specs(names, pairs, pilot=args.pilot)
     )
@@ -336,16 +351,28 @@ def _calibrate(args: argparse.Namespace) -> int:
         pilot=args.pilot,
         command=" ".join(["ponder", *sys.argv[1:]]),
         progress=RichProgress(enabled=not args.no_progress),
+        shrink=args.shrink,
+        folds=args.folds,
     )
     print(f"policy: {args.out} (runs in {runs})", file=sys.stderr)
+    checked = policy.made_with.get("cross_validated", {})
     for budget, choices in sorted(policy.table.items()):
         row = "  ".join(
             f"bin {b}: {c.configuration}"
             + (f" at N={c.budget}" if c.budget not in (None, budget) else "")
-            + f" ({c.accuracy:.2f})"
+            + f" ({c.accuracy:.2f}"
+            + (f" ± {c.stderr:.2f}" if c.stderr is not None else "")
+            + ")"
             for b, c in enumerate(choices, 1)
         )
         print(f"N={budget}: {row}")
+        cv = checked.get(str(budget))
+        if cv:
+            print(
+                f"  cross-validated ({cv['folds']} folds, {cv['problems']} problems): policy "
+                f"{cv['policy']:.3f}, best fixed ({cv['fixed']}) {cv['best_fixed']:.3f}; "
+                f"in-sample {cv['in_sample']:.3f}"
+            )
     return 0
 
 

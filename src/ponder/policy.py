@@ -74,8 +74,12 @@ class Entry:
 
     `budget`: the samples to spend, at most the row's budget (None: all of it). A
     budget is a cap: where a smaller calibrated budget did as well for less, the
-    policy spends that. `accuracies` and `generated_tokens` are this budget's
-    candidates; the smaller budgets' are in their own rows.
+    policy spends that. `accuracy` is the chosen configuration's estimate (shrunk
+    toward its accuracy over all bins, see `ponder.evaluation.calibrate.make_policy`),
+    `raw_accuracy` its rate on this bin's problems alone and `stderr` the estimate's
+    standard error (None in policies made before they were recorded).
+    `accuracies` and `generated_tokens` are this budget's candidates; the smaller
+    budgets' are in their own rows.
     """
 
     configuration: str
@@ -84,6 +88,8 @@ class Entry:
     accuracies: dict[str, float] = field(default_factory=dict)
     generated_tokens: dict[str, float] = field(default_factory=dict)
     budget: int | None = None
+    raw_accuracy: float | None = None
+    stderr: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,8 +257,14 @@ def quantile_edges(readings: list[float], bins: int) -> tuple[float, ...]:
     if bins < 1:
         raise ConfigError(f"bins must be at least 1, got {bins}")
     ordered = sorted(readings, reverse=True)
+    distinct = sorted(set(readings), reverse=True)
     edges = []
     for k in range(1, bins):
-        edges.append(ordered[min(len(ordered) - 1, k * len(ordered) // bins)])
+        edge = ordered[min(len(ordered) - 1, k * len(ordered) // bins)]
+        if edge == distinct[0] and len(distinct) > 1:
+            # Bin 1 holds readings above its edge: the readings tied at the top go there
+            # together, not into an empty bin 1.
+            edge = distinct[1]
+        edges.append(edge)
     # Equal readings cannot be split: repeated edges would make empty bins.
     return tuple(sorted(set(edges), reverse=True))

@@ -48,22 +48,39 @@ def candidate_specs(
     return tuple(specs)
 
 
+# How many problems' worth of weight a configuration's accuracy over all bins has in its
+# estimate for one bin: a bin of 20 problems is then trusted about two thirds.
+DEFAULT_SHRINK = 10.0
+DEFAULT_FOLDS = 5
+
+
 def make_policy(
-    rows: list[Row], *, bins: int, pilot: int, models: dict[str, Any], made_with: dict[str, Any]
+    rows: list[Row],
+    *,
+    bins: int,
+    pilot: int,
+    models: dict[str, Any],
+    made_with: dict[str, Any],
+    shrink: float = DEFAULT_SHRINK,
 ) -> Policy:
-    """The policy that the stored calibration results support."""
+    """The policy that the stored calibration results support.
+
+    A configuration's accuracy in one (budget, bin) is estimated from the few
+    problems of that bin, so the raw rate of each is shrunk toward the same
+    configuration's rate over every bin at that budget, with the weight of
+    `shrink` problems (empirical-Bayes partial pooling; 0: the raw rates). Each
+    entry records its estimate, the raw rate and the estimate's standard error.
+    """
     if not rows:
         raise ConfigError("no calibration results to make a policy from")
-    readings: dict[tuple[str, str], float] = {}
-    for row in rows:
-        details = row.record.get("details", {})
-        if "reading" not in details:
-            raise ConfigError(f"result {row.key} has no pilot reading; is it a calibration run?")
-        readings.setdefault((row.task, row.problem), details["reading"])
+    if shrink < 0:
+        raise ConfigError(f"shrink must be >= 0, got {shrink}")
+    readings = _readings(rows)
     edges = quantile_edges(list(readings.values()), bins)
     # (budget, bin) -> configuration -> correctness and tokens, over problems and seeds
     right: dict[tuple[int, int], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     tokens: dict[tuple[int, int], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    overall: dict[tuple[int, str], list[float]] = defaultdict(list)
     members: dict[tuple[int, int], set[tuple[str, str]]] = defaultdict(set)
     for row in rows:
         forced = _forced(row.strategy)
@@ -71,9 +88,18 @@ def make_policy(
         members[cell].add((row.task, row.problem))
         right[cell][forced].append(float(row.correct))
         tokens[cell][forced].append(float(row.generated_tokens))
-    accuracy_in = {
-        cell: {c: statistics.fmean(v) for c, v in by.items()} for cell, by in right.items()
+        overall[(row.budget, forced)].append(float(row.correct))
+    prior = {key: statistics.fmean(v) for key, v in overall.items()}
+
+    def estimate(budget: int, configuration: str, outcomes: list[float]) -> tuple[float, float]:
+        n = len(outcomes)
+        p = (sum(outcomes) + shrink * prior[(budget, configuration)]) / (n + shrink)
+        return p, (p * (1 - p) / (n + shrink)) ** 0.5
+
+    estimated = {
+        cell: {c: estimate(cell[0], c, v) for c, v in by.items()} for cell, by in right.items()
     }
+    raw_in = {cell: {c: statistics.fmean(v) for c, v in by.items()} for cell, by in right.items()}
     tokens_in = {
         cell: {c: statistics.fmean(v) for c, v in by.items()} for cell, by in tokens.items()
     }
@@ -82,16 +108,15 @@ def make_policy(
     for budget in budgets:
         choices = []
         for b in range(1, len(edges) + 2):
-            if (budget, b) not in accuracy_in:
+            if (budget, b) not in estimated:
                 raise ConfigError(f"no calibration results for budget {budget}, bin {b}")
-            accuracies, spent = accuracy_in[(budget, b)], tokens_in[(budget, b)]
             # Every (configuration, budget) up to this one; on a tie the cheaper, then
             # the larger budget (the same cost measured: fewer samples were not needed).
             options = [
-                (a, -tokens_in[(under, b)][c], under, c)
+                (est[0], -tokens_in[(under, b)][c], under, c)
                 for under in budgets
                 if under <= budget
-                for c, a in accuracy_in.get((under, b), {}).items()
+                for c, est in estimated.get((under, b), {}).items()
             ]
             accuracy, _, spend, best = max(options)
             problems = len(members[(budget, b)])  # seeds repeat a problem
@@ -100,9 +125,15 @@ def make_policy(
                     configuration=best,
                     accuracy=round(accuracy, 4),
                     problems=problems,
-                    accuracies={c: round(a, 4) for c, a in sorted(accuracies.items())},
-                    generated_tokens={c: round(t, 1) for c, t in sorted(spent.items())},
+                    accuracies={
+                        c: round(e[0], 4) for c, e in sorted(estimated[(budget, b)].items())
+                    },
+                    generated_tokens={
+                        c: round(t, 1) for c, t in sorted(tokens_in[(budget, b)].items())
+                    },
                     budget=spend,
+                    raw_accuracy=round(raw_in[(spend, b)][best], 4),
+                    stderr=round(estimated[(spend, b)][best][1], 4),
                 )
             )
         table[budget] = choices
@@ -111,8 +142,91 @@ def make_policy(
         edges=tuple(round(e, 6) for e in edges),
         table={b: tuple(c) for b, c in table.items()},
         models=models,
-        made_with=made_with,
+        made_with={**made_with, "shrink": shrink},
     )
+
+
+def cross_validate(
+    rows: list[Row], *, bins: int, pilot: int, shrink: float, folds: int = DEFAULT_FOLDS
+) -> dict[int, dict[str, Any]]:
+    """Per budget, the accuracy of the policy on problems it was not made from.
+
+    The problems are split into `folds` folds; a policy made from all but one
+    fold chooses, for each problem of that fold, a configuration and budget by
+    the problem's pilot reading, and the stored result of that configuration on
+    that problem is what it scores. For comparison, the best single configuration
+    on the other folds is scored the same way (`best_fixed`, and its name), and so
+    is the in-sample accuracy the policy reports of itself (`in_sample`).
+    """
+    if folds < 2:
+        raise ConfigError(f"cross-validation needs at least 2 folds, got {folds}")
+    readings = _readings(rows)
+    problems = sorted(readings)
+    if len(problems) < folds:
+        raise ConfigError(f"{len(problems)} problems cannot make {folds} folds")
+    fold_of = {key: i % folds for i, key in enumerate(problems)}
+    outcome: dict[tuple[tuple[str, str], str, int], list[float]] = defaultdict(list)
+    for row in rows:
+        outcome[((row.task, row.problem), _forced(row.strategy), row.budget)].append(
+            float(row.correct)
+        )
+    budgets = sorted({r.budget for r in rows})
+    scored: dict[int, dict[str, list[float]]] = {b: defaultdict(list) for b in budgets}
+    fixed_names: dict[int, list[str]] = defaultdict(list)
+    for fold in range(folds):
+        train = [r for r in rows if fold_of[(r.task, r.problem)] != fold]
+        held = [key for key in problems if fold_of[key] == fold]
+        policy = make_policy(train, bins=bins, pilot=pilot, models={}, made_with={}, shrink=shrink)
+        for budget in budgets:
+            fixed = _best_fixed(train, budget)
+            fixed_names[budget].append(fixed)
+            for key in held:
+                configuration, spend = policy.choose(budget, readings[key])
+                chosen = outcome.get((key, str(configuration), spend))
+                if chosen:
+                    scored[budget]["policy"].append(statistics.fmean(chosen))
+                stored = outcome.get((key, fixed, budget))
+                if stored:
+                    scored[budget]["best_fixed"].append(statistics.fmean(stored))
+    whole = make_policy(rows, bins=bins, pilot=pilot, models={}, made_with={}, shrink=shrink)
+    report: dict[int, dict[str, Any]] = {}
+    for budget in budgets:
+        in_sample = [
+            statistics.fmean(outcome[(key, str(c), n)])
+            for key in problems
+            for c, n in [whole.choose(budget, readings[key])]
+            if outcome.get((key, str(c), n))
+        ]
+        names = fixed_names[budget]
+        report[budget] = {
+            "policy": round(statistics.fmean(scored[budget]["policy"]), 4),
+            "best_fixed": round(statistics.fmean(scored[budget]["best_fixed"]), 4),
+            "fixed": max(set(names), key=names.count),
+            "in_sample": round(statistics.fmean(in_sample), 4),
+            "problems": len(problems),
+            "folds": folds,
+        }
+    return report
+
+
+def _best_fixed(rows: list[Row], budget: int) -> str:
+    """The configuration with the best accuracy at `budget` over `rows` (first by name on ties)."""
+    by: dict[str, list[float]] = defaultdict(list)
+    for row in rows:
+        if row.budget == budget:
+            by[_forced(row.strategy)].append(float(row.correct))
+    return max(sorted(by), key=lambda c: statistics.fmean(by[c]))
+
+
+def _readings(rows: list[Row]) -> dict[tuple[str, str], float]:
+    """Each problem's pilot reading (every configuration saw the same pilot)."""
+    readings: dict[tuple[str, str], float] = {}
+    for row in rows:
+        details = row.record.get("details", {})
+        if "reading" not in details:
+            raise ConfigError(f"result {row.key} has no pilot reading; is it a calibration run?")
+        readings.setdefault((row.task, row.problem), details["reading"])
+    return readings
 
 
 def _forced(label: str) -> str:
@@ -132,8 +246,11 @@ def calibrate(
     pilot: int,
     command: str,
     progress: Progress | None = None,
+    shrink: float = DEFAULT_SHRINK,
+    folds: int = DEFAULT_FOLDS,
 ) -> Policy:
-    """Run (or resume) the calibration sweep into `runs` and write the policy to `out`."""
+    """Run (or resume) the calibration sweep into `runs` and write the policy to `out`, with
+    its cross-validated accuracy (`made_with["cross_validated"]`, see `cross_validate`)."""
     from ponder import __version__
     from ponder.sync import run_sync
 
@@ -159,6 +276,16 @@ def calibrate(
         "ponder_version": __version__,
         "date": datetime.date.today().isoformat(),
     }
-    policy = make_policy(rows, bins=bins, pilot=pilot, models=models, made_with=made_with)
+    problems = made_with["problems"]
+    if folds > 1 and problems >= folds:
+        made_with["cross_validated"] = {
+            str(b): v
+            for b, v in cross_validate(
+                rows, bins=bins, pilot=pilot, shrink=shrink, folds=folds
+            ).items()
+        }
+    policy = make_policy(
+        rows, bins=bins, pilot=pilot, models=models, made_with=made_with, shrink=shrink
+    )
     policy.save(out)
     return policy
