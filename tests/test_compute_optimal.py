@@ -270,6 +270,36 @@ def test_a_model_is_known_by_its_defining_files_not_its_card(tmp_path):
     assert fingerprint(folder)["sha256_of_files"] != before
 
 
+def test_without_a_verifier_the_pilot_is_read_by_its_agreement_alone(models, task, tmp_path):
+    from ponder.strategies.registry import needs_verifier
+
+    generator, prm = models
+    made = Policy(
+        pilot=4,
+        edges=(0.6,),
+        table={8: (choice("majority"), choice("self_certainty"))},
+        models={"generator": identify(generator), "verifier": None},
+        reading="agreement",
+    )
+    path = tmp_path / "agreement.json"
+    made.save(path)
+    assert Policy.load(path).reading == "agreement"
+    params = {"policy": str(path), "max_tokens": "160"}
+    assert not needs_verifier("compute_optimal", params)
+    strategy = make_strategy("compute_optimal", generator, task, None, params, seed=0)
+    for result in strategy.run_many(task.problems[:3], 8):
+        details = result.details
+        assert "verifier_score" not in details and details["reading"] == details["agreement"]
+        assert result.cost.verifier_calls == 0 and result.cost.samples == 8
+        expected = "majority" if details["reading"] > 0.6 else "self_certainty"
+        assert details["configuration"] == expected
+    # A policy made with the verifier's reading cannot be followed without a verifier.
+    policy({"generator": identify(generator), "verifier": identify(prm)}).save(path)
+    assert needs_verifier("compute_optimal", params)
+    with pytest.raises(ConfigError, match="needs a verifier"):
+        make_strategy("compute_optimal", generator, task, None, params)
+
+
 def test_calibrate_then_solve_and_eval_with_the_policy(ponder_cli, tmp_path):
     out = tmp_path / "policy.json"
     calibrate = subprocess.run(
@@ -386,3 +416,26 @@ def test_one_instance_serves_concurrent_calls_as_it_serves_them_apart(models, ta
         assert [r.budget for r in concurrent] == [r.budget for r in alone]
         assert [r.answer for r in concurrent] == [r.answer for r in alone]
         assert [r.cost.samples for r in concurrent] == [r.cost.samples for r in alone]
+
+
+def test_calibrating_without_a_verifier_makes_an_agreement_policy(ponder_cli, tmp_path):
+    out = tmp_path / "policy.json"
+    calibrate = subprocess.run(
+        [*ponder_cli, "calibrate", "--limit", "5", "--budgets", "4", "--strategies",
+         "majority,self_certainty", "--param", "max_tokens=160", "--bins", "2", "--folds", "0",
+         "--out", str(out), "--no-progress"],
+        capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert calibrate.returncode == 0, calibrate.stderr
+    made = Policy.load(out)
+    assert made.reading == "agreement" and made.models["verifier"] is None
+    assert "cross_validated" not in made.made_with
+    solve = subprocess.run(
+        [*ponder_cli, "solve", "Start with 12. Add 7.", "--strategy", "compute_optimal",
+         "--budget", "4", "--param", f"policy={out}", "--param", "max_tokens=160", "--json"],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert solve.returncode == 0, solve.stderr
+    result = json.loads(solve.stdout)
+    assert result["answer"] == "19" and "verifier_score" not in result["details"]
+    assert result["cost"]["verifier_calls"] == 0

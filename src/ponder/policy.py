@@ -33,6 +33,9 @@ from ponder.identity import PORTABLE
 from ponder.identity import identify as full_identity
 
 FORMAT = "ponder-compute-optimal/1"
+# How a pilot is read: its answer agreement averaged with the verifier's mean score, or, for
+# models served without a verifier, its agreement alone.
+READINGS = ("agreement+verifier", "agreement")
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +101,9 @@ class Policy:
 
     `edges` are the pilot readings that separate the bins, highest first: bin 1
     (easiest) holds readings above `edges[0]`, the last bin those at or below
-    `edges[-1]`. `table[budget][bin - 1]` is that bin's `Entry`.
+    `edges[-1]`. `table[budget][bin - 1]` is that bin's `Entry`. `reading` says how
+    the pilot was read when the policy was made (one of `READINGS`), and so how it
+    must be read when the policy is followed.
     """
 
     pilot: int
@@ -106,8 +111,15 @@ class Policy:
     table: dict[int, tuple[Entry, ...]]
     models: dict[str, Any]
     made_with: dict[str, Any] = field(default_factory=dict)
+    reading: str = READINGS[0]
+
+    @property
+    def reads_verifier(self) -> bool:
+        return self.reading == "agreement+verifier"
 
     def __post_init__(self) -> None:
+        if self.reading not in READINGS:
+            raise ConfigError(f"unknown pilot reading {self.reading!r}; use one of {READINGS}")
         if self.pilot < 1:
             raise ConfigError(f"a policy's pilot must be at least 1 sample, got {self.pilot}")
         if list(self.edges) != sorted(self.edges, reverse=True):
@@ -190,8 +202,12 @@ class Policy:
         return [Configuration.parse(c) for c in seen]
 
     def check_models(self, generator: Any, verifier: Any | None) -> None:
-        """Refuse models other than those the policy was calibrated for."""
-        for role, model in (("generator", generator), ("verifier", verifier)):
+        """Refuse models other than those the policy was calibrated for (a policy that reads
+        agreement alone does not depend on the verifier)."""
+        roles = [("generator", generator)]
+        if self.reads_verifier:
+            roles.append(("verifier", verifier))
+        for role, model in roles:
             want = self.models.get(role)
             have = identify(model) if model is not None else None
             if want != have:
@@ -207,6 +223,7 @@ class Policy:
             "made_with": self.made_with,
             "models": self.models,
             "pilot": self.pilot,
+            "reading": self.reading,
             "edges": list(self.edges),
             "table": {str(b): [asdict(c) for c in row] for b, row in sorted(self.table.items())},
         }
@@ -235,6 +252,7 @@ class Policy:
                 table={int(b): tuple(Entry(**c) for c in row) for b, row in data["table"].items()},
                 models=data["models"],
                 made_with={**data.get("made_with", {}), "path": str(source)},
+                reading=data.get("reading", READINGS[0]),  # files made before it was recorded
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigError(f"{source} is not a valid policy: {exc}") from None

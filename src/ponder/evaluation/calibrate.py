@@ -23,7 +23,15 @@ from ponder.errors import ConfigError
 from ponder.evaluation.config import EvalConfig, StrategySpec, strategy_specs
 from ponder.evaluation.runner import Progress, Sweep
 from ponder.evaluation.store import Row, Store
-from ponder.policy import Configuration, Entry, Policy, bin_of, identify, quantile_edges
+from ponder.policy import (
+    READINGS,
+    Configuration,
+    Entry,
+    Policy,
+    bin_of,
+    identify,
+    quantile_edges,
+)
 
 NAME = "compute_optimal"
 
@@ -62,6 +70,7 @@ def make_policy(
     models: dict[str, Any],
     made_with: dict[str, Any],
     shrink: float = DEFAULT_SHRINK,
+    reading: str = READINGS[0],
 ) -> Policy:
     """The policy that the stored calibration results support.
 
@@ -143,6 +152,7 @@ def make_policy(
         table={b: tuple(c) for b, c in table.items()},
         models=models,
         made_with={**made_with, "shrink": shrink},
+        reading=reading,
     )
 
 
@@ -259,9 +269,15 @@ def calibrate(
     sweep = Sweep(replace(config, difficulty_samples=0), runs, progress=progress)
     try:
         run_sync(sweep.run())
-        models = {"generator": identify(sweep.generator), "verifier": identify(sweep.verifier)}
+        verifier = sweep.verifier
+        models = {
+            "generator": identify(sweep.generator),
+            "verifier": identify(verifier) if verifier is not None else None,
+        }
     finally:
         sweep.close()
+    # Without a verifier the pilots were read by their agreement alone, and so must be later.
+    reading = READINGS[0] if verifier is not None else "agreement"
     with Store(Path(runs) / "results.sqlite") as store:
         rows = list(store.rows())
     made_with = {
@@ -285,7 +301,13 @@ def calibrate(
             ).items()
         }
     policy = make_policy(
-        rows, bins=bins, pilot=pilot, models=models, made_with=made_with, shrink=shrink
+        rows,
+        bins=bins,
+        pilot=pilot,
+        models=models,
+        made_with=made_with,
+        shrink=shrink,
+        reading=reading,
     )
     policy.save(out)
     return policy

@@ -40,7 +40,7 @@ from ponder.errors import ConfigError
 from ponder.generators.base import derive_seed
 from ponder.policy import Configuration, Policy
 from ponder.strategies.base import BaseStrategy, Choice, Run
-from ponder.strategies.catalog import build, lookup
+from ponder.strategies.catalog import build, lookup, parse_params_of
 from ponder.strategies.scoring import Sampling, agreement, sample, verify, vote
 from ponder.sync import run_sync
 from ponder.tasks import Problem
@@ -76,10 +76,13 @@ class ComputeOptimalParams(Sampling):
                 raise ConfigError("compute_optimal cannot force itself")
 
 
-def pilot_reading(run: Run, pilots: list[Any]) -> dict[str, float]:
+def pilot_reading(run: Run, pilots: list[Any], *, verifier: bool = True) -> dict[str, float]:
     """The pilot's agreement (largest answer group's share), mean verifier score, and the
-    predicted-difficulty reading made of them (high: easy)."""
+    predicted-difficulty reading made of them (high: easy); without the verifier (`verifier`
+    False, for models served without one), the agreement alone."""
     agreed = agreement(run.task, pilots)
+    if not verifier:
+        return {"agreement": agreed, "reading": agreed}
     score = sum(c.scores.get("outcome", 0.0) for c in pilots) / max(1, len(pilots))
     return {"agreement": agreed, "verifier_score": score, "reading": (agreed + score) / 2}
 
@@ -90,11 +93,31 @@ class ComputeOptimal(BaseStrategy[ComputeOptimalParams]):
     name = "compute_optimal"
     Params = ComputeOptimalParams
 
-    needs_verifier = True  # the pilot's reading includes the verifier's mean score
-
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.configurations()  # a missing or mismatched policy is refused now, not mid-run
+
+    @classmethod
+    def uses_verifier(cls, params: Any) -> bool:
+        """Whether the pilot's reading needs the verifier: it does for a policy made with
+        it (the embedded one is), not for one made without; a forced configuration (a
+        calibration run) needs what that configuration needs, and reads the pilot with the
+        verifier when one is given."""
+        if params.force is not None:
+            configuration = Configuration.parse(params.force)
+            forced = lookup(configuration.strategy)
+            return forced.uses_verifier(parse_params_of(forced, dict(configuration.params)))
+        if params.policy is None:
+            return True  # the embedded models' policy reads the verifier
+        try:
+            return Policy.load(params.policy).reads_verifier
+        except ConfigError:
+            return True  # building the strategy then says what is wrong with the file
+
+    def _reads_verifier(self) -> bool:
+        if self.policy is None:  # forced: the reading a calibration with these models makes
+            return self.verifier is not None
+        return self.policy.reads_verifier
 
     @cached_property
     def policy(self) -> Policy | None:
@@ -177,13 +200,16 @@ class ComputeOptimal(BaseStrategy[ComputeOptimalParams]):
     async def solve(self, run: Run) -> Choice:
         gate = _ALLOCATION.get()
         size = min(self.params.pilot, run.n)
+        with_verifier = self._reads_verifier()
         try:
-            pilots = await verify(run, await sample(run, self.params.params(size, run.call_seed())))
+            pilots = await sample(run, self.params.params(size, run.call_seed()))
+            if with_verifier:
+                pilots = await verify(run, pilots)
         except BaseException:
             if gate is not None:
                 gate.fail()
             raise
-        reading = pilot_reading(run, pilots)
+        reading = pilot_reading(run, pilots, verifier=with_verifier)
         if gate is not None:
             run.n = await gate.budget(run.problem.id, reading["reading"])
         details: dict[str, Any] = {"pilot": len(pilots), **reading}
