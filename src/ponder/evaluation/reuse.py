@@ -16,10 +16,10 @@ scored again (scores are deterministic); the meter still charges the tokens.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from ponder.budget.flops import ModelShape
-from ponder.generators.base import Generator, SamplingParams
+from ponder.generators.base import Generator, GeneratorWrapper, SamplingParams
 from ponder.types import Generation, Prompt
 from ponder.verifiers.base import Solution, Verdict, Verifier
 
@@ -30,27 +30,7 @@ def _key(prompt: Prompt, params: SamplingParams) -> Key:
     return prompt, params.replace(n=1)
 
 
-class _Wrapper:
-    def __init__(self, inner: Generator) -> None:
-        self.inner = inner
-
-    @property
-    def name(self) -> str:
-        return self.inner.name
-
-    @property
-    def shape(self) -> ModelShape | None:
-        return self.inner.shape
-
-    async def count_prompt_tokens(self, prompts: Sequence[Prompt]) -> list[int]:
-        return await self.inner.count_prompt_tokens(prompts)
-
-    async def stream(
-        self, prompt: Prompt, params: SamplingParams, on_text: Callable[[str], None]
-    ) -> Generation:
-        """Not recorded or replayed: a sweep does not stream."""
-        return await self.inner.stream(prompt, params, on_text)
-
+class _Wrapper(GeneratorWrapper):
     async def aclose(self) -> None:
         """The wrapped generator outlives the wrapper."""
 

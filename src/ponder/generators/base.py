@@ -151,3 +151,40 @@ class Generator(Protocol):
     async def aclose(self) -> None:
         """Release connections, threads or memory the generator holds."""
         ...
+
+
+class GeneratorWrapper:
+    """A generator that hands every call to `inner`. A wrapper (call merging, vendor
+    fields, sample reuse) subclasses it and overrides only the calls it changes."""
+
+    def __init__(self, inner: Generator) -> None:
+        self.inner = inner
+
+    @property
+    def name(self) -> str:
+        return self.inner.name
+
+    @property
+    def shape(self) -> ModelShape | None:
+        return self.inner.shape
+
+    @property
+    def folder(self) -> Path | None:
+        return self.inner.folder
+
+    async def connect(self) -> str:
+        return await self.inner.connect()
+
+    async def count_prompt_tokens(self, prompts: Sequence[Prompt]) -> list[int]:
+        return await self.inner.count_prompt_tokens(prompts)
+
+    async def generate(self, prompts: Sequence[Prompt], params: SamplingParams) -> list[Generation]:
+        return await self.inner.generate(prompts, params)
+
+    async def stream(
+        self, prompt: Prompt, params: SamplingParams, on_text: Callable[[str], None]
+    ) -> Generation:
+        return await self.inner.stream(prompt, params, on_text)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Generic, TypeVar
 
 from ponder.budget.flops import ModelShape
-from ponder.generators.base import Generator, SamplingParams, derive_seed
+from ponder.generators.base import Generator, GeneratorWrapper, SamplingParams, derive_seed
 from ponder.types import Generation, Prompt
 from ponder.verifiers.base import Solution, Verdict, Verifier
 
@@ -131,7 +131,7 @@ def _settle(
         future.set_result(result or [])
 
 
-class CoalescingGenerator:
+class CoalescingGenerator(GeneratorWrapper):
     """A `Generator` that merges concurrent calls into one call of `inner`.
 
     `in_flight`: merged calls run at once (None: no limit; see `_Coalescer`);
@@ -145,27 +145,9 @@ class CoalescingGenerator:
         in_flight: int | None = None,
         on_call: Callable[[int], None] | None = None,
     ) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self._on_call = on_call
         self._coalescer: _Coalescer[Prompt, Generation] = _Coalescer(self._generate, in_flight)
-
-    @property
-    def name(self) -> str:
-        return self.inner.name
-
-    @property
-    def shape(self) -> ModelShape | None:
-        return self.inner.shape
-
-    @property
-    def folder(self) -> Path | None:
-        return self.inner.folder
-
-    async def connect(self) -> str:
-        return await self.inner.connect()
-
-    async def count_prompt_tokens(self, prompts: Sequence[Prompt]) -> list[int]:
-        return await self.inner.count_prompt_tokens(prompts)
 
     async def generate(self, prompts: Sequence[Prompt], params: SamplingParams) -> list[Generation]:
         if not prompts:
@@ -190,9 +172,6 @@ class CoalescingGenerator:
         if self._on_call is not None:
             self._on_call(len(prompts))
         return await self.inner.generate(prompts, params)
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
 
 
 class CoalescingVerifier:
