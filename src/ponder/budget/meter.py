@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
@@ -259,6 +259,26 @@ class MeteredGenerator(_Metered["Generator"]):
     async def generate(self, prompts: Sequence[Prompt], params: SamplingParams) -> list[Generation]:
         if not prompts:
             return []
+        return await self._admitted(
+            prompts, params, lambda admitted: self.inner.generate(prompts, admitted)
+        )
+
+    async def stream(
+        self, prompt: Prompt, params: SamplingParams, on_text: Callable[[str], None]
+    ) -> Generation:
+        async def one(admitted: SamplingParams) -> list[Generation]:
+            return [await self.inner.stream(prompt, admitted, on_text)]
+
+        [generation] = await self._admitted([prompt], params.replace(n=1), one)
+        return generation
+
+    async def _admitted(
+        self,
+        prompts: Sequence[Prompt],
+        params: SamplingParams,
+        call: Callable[[SamplingParams], Awaitable[list[Generation]]],
+    ) -> list[Generation]:
+        """`call` with the params the meter admits, its usage counted when it returns."""
         if self.meter._on_call is not None:
             self.meter._on_call()
         prompt_tokens = None
@@ -269,28 +289,10 @@ class MeteredGenerator(_Metered["Generator"]):
         )
         generations: list[Generation] | None = None
         try:
-            generations = await self.inner.generate(prompts, admitted)
+            generations = await call(admitted)
         finally:
             self.meter._settle(reservation, generations, self.shape)
         return generations
-
-    async def stream(
-        self, prompt: Prompt, params: SamplingParams, on_text: Callable[[str], None]
-    ) -> Generation:
-        params = params.replace(n=1)
-        prompt_tokens = None
-        if self.meter.budget.flops is not None:
-            prompt_tokens = await self.inner.count_prompt_tokens([prompt])
-        if self.meter._on_call is not None:
-            self.meter._on_call()
-        admitted, reservation = self.meter._admit(1, params, prompt_tokens, self.shape)
-        generation: Generation | None = None
-        try:
-            generation = await self.inner.stream(prompt, admitted, on_text)
-        finally:
-            settled = None if generation is None else [generation]
-            self.meter._settle(reservation, settled, self.shape)
-        return generation
 
 
 class MeteredVerifier(_Metered["Verifier"]):

@@ -63,13 +63,17 @@ def score_key(aggregation: str) -> str:
     return "outcome" if aggregation == "outcome" else f"prm_{aggregation}"
 
 
-async def sample(run: Run, params: SamplingParams) -> list[Candidate]:
+async def sample(run: Run, params: SamplingParams, *, stream: bool = False) -> list[Candidate]:
     """`params.n` whole solutions in one call; each is kept in the run and its trace.
 
     With log-probabilities asked for, each candidate also gets its "confidence"
-    (`confidence`).
+    (`confidence`). With `stream` (one sample that is the answer as it is written)
+    and a caller that streams the run (`Run.on_text`), its text goes there as it comes.
     """
-    [generation] = await run.generator.generate([run.prompt()], params)
+    if stream and run.on_text is not None:
+        generation = await run.generator.stream(run.prompt(), params, run.on_text)
+    else:
+        [generation] = await run.generator.generate([run.prompt()], params)
     candidates = []
     for completion in generation.completions:
         candidate = run.task.candidate(completion)

@@ -26,14 +26,6 @@ class Single(BaseStrategy[SingleParams]):
 
     async def solve(self, run: Run) -> Choice:
         start = len(run.candidates)  # a pilot's candidates come first
-        params = self.params.params(1, run.call_seed())
-        if run.on_text is not None:  # streamed: the text goes to the caller as it comes
-            generation = await run.generator.stream(run.prompt(), params, run.on_text)
-            for completion in generation.completions:
-                candidate = run.task.candidate(completion)
-                run.keep(candidate, run.trace.add(0, candidate.text, kind="sample"))
-        elif not await sample(run, params):
-            return Choice(None)
-        if len(run.candidates) == start:
+        if not await sample(run, self.params.params(1, run.call_seed()), stream=True):
             return Choice(None)
         return run.pick(start)
