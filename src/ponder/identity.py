@@ -5,6 +5,7 @@ compute-optimal policies check it (a policy calibrated for other models is refus
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from pathlib import Path
@@ -32,20 +33,31 @@ def fingerprint(folder: str | Path) -> dict[str, Any]:
     folder now holds another model. Its documentation (a model card, a training
     log) is not counted: editing it leaves the model the same.
     """
-    path = Path(folder)
+    path = Path(folder).resolve()
+    files = sorted(p for p in path.iterdir() if p.is_file() and not _documents(p))
+    # Read again only when a file changed: a server checks its models on every request.
+    stamps = tuple((f.name, st.st_size, st.st_mtime_ns) for f in files for st in [f.stat()])
+    return dict(_fingerprint(path, stamps))
+
+
+@functools.lru_cache(maxsize=64)
+def _fingerprint(
+    path: Path, stamps: tuple[tuple[str, int, int], ...]
+) -> tuple[tuple[str, Any], ...]:
     digest = hashlib.sha256()
-    for file in sorted(p for p in path.iterdir() if p.is_file() and not _documents(p)):
-        digest.update(f"{file.name}:{file.stat().st_size}\n".encode())
-        if file.suffix == ".json":
-            digest.update(file.read_bytes())
+    for name, size, _ in stamps:
+        digest.update(f"{name}:{size}\n".encode())
+        if name.endswith(".json"):
+            digest.update((path / name).read_bytes())
     config = (
         json.loads((path / "config.json").read_text()) if (path / "config.json").is_file() else {}
     )
-    return {
-        "path": str(path.resolve()),
-        "architectures": config.get("architectures"),
-        "sha256_of_files": digest.hexdigest()[:16],
-    }
+    architectures = config.get("architectures")
+    return (
+        ("path", str(path)),
+        ("architectures", architectures),
+        ("sha256_of_files", digest.hexdigest()[:16]),
+    )
 
 
 def _documents(file: Path) -> bool:

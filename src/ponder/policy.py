@@ -22,6 +22,7 @@ it for other models.
 from __future__ import annotations
 
 import bisect
+import functools
 import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -234,13 +235,23 @@ class Policy:
 
     @classmethod
     def load(cls, path: str | Path) -> Policy:
+        """The policy in a file (read again only when the file changed: `compute_optimal`
+        loads it for every strategy object it makes, and a server makes one a request)."""
         source = Path(path)
         try:
-            data = json.loads(source.read_text(encoding="utf-8"))
+            stat = source.stat()
         except FileNotFoundError:
             raise ConfigError(
                 f"no policy file at {source}: make one with `ponder calibrate`"
             ) from None
+        except OSError as exc:
+            raise ConfigError(f"cannot read the policy {source}: {exc}") from None
+        return _load(source, stat.st_mtime_ns, stat.st_size)
+
+    @classmethod
+    def _read(cls, source: Path) -> Policy:
+        try:
+            data = json.loads(source.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as exc:
             raise ConfigError(f"cannot read the policy {source}: {exc}") from None
         if not isinstance(data, dict) or data.get("format") != FORMAT:
@@ -256,6 +267,11 @@ class Policy:
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigError(f"{source} is not a valid policy: {exc}") from None
+
+
+@functools.lru_cache(maxsize=16)
+def _load(source: Path, mtime_ns: int, size: int) -> Policy:
+    return Policy._read(source)
 
 
 def _describe(identity: dict[str, Any] | None) -> str:
