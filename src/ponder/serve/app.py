@@ -27,6 +27,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import ponder.serve.protocol as protocol
+from ponder import __version__
 from ponder.errors import BackendError, ConfigError, ModelLoadError, PonderError
 from ponder.serve.config import ServeConfig
 from ponder.serve.metrics import Metrics
@@ -50,11 +51,13 @@ class HTTPProblem(HTTPException):
         self, status: int, message: str, kind: str, headers: Mapping[str, str] | None = None
     ) -> None:
         super().__init__(status, message, dict(headers or {}))
-        self.status, self.message, self.kind = status, message, kind
+        self.kind = kind
+
+    def body(self) -> dict[str, Any]:
+        return protocol.error_body(self.detail, self.kind, self.status_code)
 
     def response(self) -> JSONResponse:
-        body = protocol.error_body(self.message, self.kind, self.status)
-        return JSONResponse(body, status_code=self.status, headers=self.headers)
+        return JSONResponse(self.body(), status_code=self.status_code, headers=self.headers)
 
 
 class Admission:
@@ -156,21 +159,19 @@ def create_app(config: ServeConfig, upstreams: Mapping[str, Upstream] | None = N
 
     app = FastAPI(
         title="ponder",
-        version=_version(),
+        version=__version__,
         summary="Test-time scaling behind the OpenAI API",
         lifespan=lifespan,
     )
-    app.state.ponder = state
 
     @app.exception_handler(HTTPException)
     async def _problem(_: Request, exc: HTTPException) -> JSONResponse:
-        if isinstance(exc, HTTPProblem):
-            return exc.response()
-        # FastAPI's and Starlette's own (an unreadable body, an unknown path or method),
-        # in the OpenAI error shape every other error has.
-        kind = "invalid_request_error" if exc.status_code < 500 else "server_error"
-        body = protocol.error_body(str(exc.detail), kind, exc.status_code)
-        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+        if not isinstance(exc, HTTPProblem):
+            # FastAPI's and Starlette's own (an unreadable body, an unknown path or method),
+            # in the OpenAI error shape every other error has.
+            kind = "invalid_request_error" if exc.status_code < 500 else "server_error"
+            exc = HTTPProblem(exc.status_code, str(exc.detail), kind, exc.headers)
+        return exc.response()
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -272,8 +273,7 @@ class _State:
         try:
             body.refuse_unsupported()
             question = body.question()  # type: ignore[attr-defined]
-            extension = body.ponder.model_dump(exclude_unset=True) if body.ponder else None
-            selection = upstream.select(suffix, extension, body.sampling(), self.limits)
+            selection = upstream.select(suffix, body.ponder, body.sampling(), self.limits)
             vendor = body.vendor_fields()
             extra = vendor if upstream.is_served else {}
             ignored = [] if upstream.is_served else list(vendor)
@@ -283,7 +283,7 @@ class _State:
             raise HTTPProblem(400, str(exc), "invalid_request_error") from None
         job = _Job(self, upstream, selection, strategy, question, body, chat, ignored, began)
         if body.stream:
-            return await job.stream(request)
+            return await job.stream()
         async with self.admission.slot():
             result = await job.solve_watching(request)
         return JSONResponse(job.response(result))
@@ -318,37 +318,33 @@ class _Job:
     ) -> Result:
         """The strategy's run, under the server's deadline; upstream faults as HTTP errors."""
         problem = Problem(id=PROBLEM_ID, question=self.question)
-        deadline = self.state.limits.deadline_s
         try:
-            async with asyncio.timeout(deadline):
+            async with asyncio.timeout(self.state.limits.deadline_s):
                 [result] = await self.strategy.arun_many(
                     [problem],
                     self.selection.budget,
                     on_progress=None if on_progress is None else lambda _, p: on_progress(p),
                     on_text=None if on_text is None else lambda _, t: on_text(t),
                 )
-        except TimeoutError:
-            self.state.metrics.finished(*self.labels, 504)
-            raise HTTPProblem(
-                504,
-                f"the request ran past this server's deadline of {deadline:g} s; ask for a "
-                "smaller budget",
-                "timeout_error",
-            ) from None
-        except (BackendError, ModelLoadError) as exc:
-            status = _upstream_status(exc)
-            self.state.metrics.finished(*self.labels, status)
-            raise HTTPProblem(
-                status, f"upstream of model {self.upstream.route.name!r}: {exc}", "upstream_error"
-            ) from None
-        except ConfigError as exc:
-            self.state.metrics.finished(*self.labels, 400)
-            raise HTTPProblem(400, str(exc), "invalid_request_error") from None
-        except PonderError as exc:
-            self.state.metrics.finished(*self.labels, 500)
-            raise HTTPProblem(500, str(exc), "server_error") from None
+        except (TimeoutError, PonderError) as exc:
+            problem = self._problem(exc)
+            self.state.metrics.finished(*self.labels, problem.status_code)
+            raise problem from None
         self.state.metrics.finished(*self.labels, 200, result, time.perf_counter() - self.began)
         return result
+
+    def _problem(self, exc: Exception) -> HTTPProblem:
+        """What a failed run answers: the deadline, an upstream fault, a bad request."""
+        if isinstance(exc, TimeoutError):
+            deadline = self.state.limits.deadline_s
+            message = f"the request ran past this server's deadline of {deadline:g} s"
+            return HTTPProblem(504, f"{message}; ask for a smaller budget", "timeout_error")
+        if isinstance(exc, BackendError | ModelLoadError):
+            where = f"upstream of model {self.upstream.route.name!r}: {exc}"
+            return HTTPProblem(_upstream_status(exc), where, "upstream_error")
+        if isinstance(exc, ConfigError):
+            return HTTPProblem(400, str(exc), "invalid_request_error")
+        return HTTPProblem(500, str(exc), "server_error")
 
     async def solve_watching(self, request: Request) -> Result:
         """`solve`, cancelled when the client goes away (no model call starts after that)."""
@@ -388,26 +384,30 @@ class _Job:
         )
 
     def response(self, result: Result) -> dict[str, Any]:
-        build = protocol.chat_completion if self.chat else protocol.text_completion
-        return build(self.id, self.body.model, self.texts(result), result.cost, self.ponder(result))
+        return protocol.completion(
+            self.id,
+            self.body.model,
+            self.texts(result),
+            result.cost,
+            self.ponder(result),
+            chat=self.chat,
+        )
 
-    async def stream(self, request: Request) -> Response:
-        slot = self.state.admission.slot()
-        await slot.__aenter__()  # a 429 is still a plain response
-        try:
-            events = self._events()
-        except BaseException:
-            await slot.__aexit__(None, None, None)
-            raise
+    async def stream(self) -> Response:
+        held = contextlib.AsyncExitStack()
+        # Taken before the response starts, so that a 429 is still a plain response; given
+        # back when the stream ends, however it ends.
+        await held.enter_async_context(self.state.admission.slot())
+        events = self._events()
 
         async def body() -> AsyncIterator[str]:
-            try:
-                async for event in events:
-                    yield f"data: {json.dumps(event, ensure_ascii=False)}\n\n"
-                yield "data: [DONE]\n\n"
-            finally:
-                await events.aclose()
-                await slot.__aexit__(None, None, None)
+            async with held:
+                try:
+                    async for event in events:
+                        yield f"data: {json.dumps(event, ensure_ascii=False)}\n\n"
+                    yield "data: [DONE]\n\n"
+                finally:
+                    await events.aclose()
 
         headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
         return StreamingResponse(body(), media_type="text/event-stream", headers=headers)
@@ -444,7 +444,7 @@ class _Job:
             try:
                 result = solving.result()
             except HTTPProblem as exc:
-                yield protocol.error_body(exc.message, exc.kind, exc.status)
+                yield exc.body()
                 return
             for index, (text, reason) in enumerate(self.texts(result)):
                 if streamed and index == 0 and text.startswith(streamed):
@@ -495,12 +495,3 @@ def _validation_message(exc: RequestValidationError) -> str:
         where = ".".join(str(p) for p in error.get("loc", ()) if p != "body")
         problems.append(f"{where or 'body'}: {error.get('msg', 'invalid')}")
     return "invalid request: " + "; ".join(problems)
-
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("ponder")
-    except PackageNotFoundError:  # pragma: no cover - running from a source tree
-        return "0"

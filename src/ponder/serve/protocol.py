@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ponder.errors import ConfigError
 from ponder.strategies.base import Progress
 from ponder.strategies.registry import STRATEGIES
-from ponder.strategies.scoring import tally
+from ponder.strategies.scoring import tally, vote
 from ponder.tasks import Task
 from ponder.types import Candidate, Cost, Result
 
@@ -143,11 +143,7 @@ class CompletionRequest(_Request):
     echo: bool = False
 
     def question(self) -> str:
-        prompt = self.prompt
-        if isinstance(prompt, list):
-            if len(prompt) != 1:
-                raise ConfigError("give one prompt per request (ponder solves one problem each)")
-            prompt = prompt[0]
+        prompt = self.prompt if isinstance(self.prompt, str) else self.prompt[0]  # a list of one
         if not prompt.strip():
             raise ConfigError("the prompt is empty: give the problem to solve")
         return prompt
@@ -315,7 +311,7 @@ def ponder_object(
         "flops": cost.flops,
         "wall_seconds": round(wall, 4),
         "stopped_by_budget": result.stopped_by_budget,
-        "details": _plain(result.details),
+        "details": dict(result.details),
     }
     if ignored:
         body["ignored_fields"] = sorted(ignored)
@@ -335,17 +331,14 @@ def ponder_object(
 
 def progress_object(task: Task, progress: Progress) -> dict[str, Any]:
     """One round's news: the leading answer and its votes among the candidates kept so far."""
-    groups, votes = tally(task, progress.candidates)
-    leader, lead = None, 0.0
-    if groups:
-        best = max(range(len(groups)), key=lambda g: (votes[g], -g))
-        leader, lead = progress.candidates[groups[best][0]].answer, votes[best]
+    leading = vote(task, progress.candidates)
+    leader = progress.candidates[leading[0]].answer if leading else None
     cost = progress.cost
     return {
         "round": progress.round,
         "candidates": len(progress.candidates),
         "leader": leader,
-        "votes": lead,
+        "votes": len(leading) if leading else 0,
         "samples": cost.samples,
         "generated_tokens": cost.generated_tokens,
         "verifier_tokens": cost.verifier_tokens,
@@ -370,40 +363,27 @@ def finish_reason(candidate: Candidate | None, stopped: bool) -> str:
     return "length" if candidate is not None and candidate.finish_reason == "length" else "stop"
 
 
-def chat_completion(
-    rid: str, model: str, texts: list[tuple[str, str]], cost: Cost, ponder: dict[str, Any]
+def completion(
+    rid: str,
+    model: str,
+    texts: list[tuple[str, str]],
+    cost: Cost,
+    ponder: dict[str, Any],
+    *,
+    chat: bool,
 ) -> dict[str, Any]:
+    """A whole answer: OpenAI's `ChatCompletion` (`chat`) or `Completion`, one choice per
+    (text, finish reason), with usage and the `ponder` object."""
+    choices = []
+    for i, (text, reason) in enumerate(texts):
+        said = {"message": {"role": "assistant", "content": text}} if chat else {"text": text}
+        choices.append({"index": i, **said, "finish_reason": reason, "logprobs": None})
     return {
         "id": rid,
-        "object": "chat.completion",
+        "object": "chat.completion" if chat else "text_completion",
         "created": int(time.time()),
         "model": model,
-        "choices": [
-            {
-                "index": i,
-                "message": {"role": "assistant", "content": text},
-                "finish_reason": reason,
-                "logprobs": None,
-            }
-            for i, (text, reason) in enumerate(texts)
-        ],
-        "usage": usage(cost),
-        "ponder": ponder,
-    }
-
-
-def text_completion(
-    rid: str, model: str, texts: list[tuple[str, str]], cost: Cost, ponder: dict[str, Any]
-) -> dict[str, Any]:
-    return {
-        "id": rid,
-        "object": "text_completion",
-        "created": int(time.time()),
-        "model": model,
-        "choices": [
-            {"index": i, "text": text, "finish_reason": reason, "logprobs": None}
-            for i, (text, reason) in enumerate(texts)
-        ],
+        "choices": choices,
         "usage": usage(cost),
         "ponder": ponder,
     }
@@ -448,14 +428,3 @@ def chunk(
 
 def error_body(message: str, kind: str, code: int | str | None = None) -> dict[str, Any]:
     return {"error": {"message": message, "type": kind, "param": None, "code": code}}
-
-
-def _plain(value: Any) -> Any:
-    """`value` with tuples and other containers as JSON's lists and objects."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, float | int | str | bool) or value is None:
-        return value
-    return str(value)

@@ -12,20 +12,20 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ponder.budget.flops import ModelShape
 from ponder.errors import ConfigError
 from ponder.generators import Generator, SamplingParams, load_generator
+from ponder.generators.base import GeneratorWrapper
 from ponder.serve.config import EMBEDDED, Limits, Route
+from ponder.serve.protocol import PonderOptions
 from ponder.solve import default_format, question_task
 from ponder.strategies.base import BaseStrategy
 from ponder.strategies.batching import CoalescingGenerator, CoalescingVerifier
-from ponder.strategies.registry import STRATEGIES, make_strategy, needs_verifier, strategy_class
+from ponder.strategies.registry import make_strategy, needs_verifier, strategy_class
 from ponder.tasks import MATH_CHAT, MATH_RAW, PromptFormat, Task
 from ponder.tasks.base import PROMPT_FORMAT_FILE
 from ponder.types import Generation, Prompt
@@ -94,55 +94,46 @@ class Upstream:
     def select(
         self,
         suffix: str | None,
-        extension: Mapping[str, Any] | None,
+        options: PonderOptions | None,
         sampling: Mapping[str, Any],
         limits: Limits,
     ) -> Selection:
         """The strategy, budget and parameters of a request.
 
-        Highest first: the body's `ponder` object, the model name's suffix
-        ("beam_search:16"), the route's defaults. `sampling` holds the request's
-        own temperature, top_p and max_tokens, given to the strategy where it takes them.
+        Highest first: the body's `ponder` object (validated by its model), the model
+        name's suffix ("beam_search:16"), the route's defaults. `sampling` holds the
+        request's own temperature, top_p and max_tokens, given to the strategy where it
+        takes them.
         """
-        extension = dict(extension or {})
         strategy, budget = self.route.strategy, self.route.budget
         if suffix:
             name, _, count = suffix.partition(":")
             strategy = name or strategy
             if count:
-                budget = _budget(count, "the model name's budget")
-        if "strategy" in extension:
-            if not isinstance(extension["strategy"], str):
-                raise ConfigError("ponder.strategy must be a strategy's name")
-            strategy = extension.pop("strategy")
-        if "budget" in extension:
-            budget = _budget(extension.pop("budget"), "ponder.budget")
-        given = extension.pop("params", None) or {}
-        if not isinstance(given, Mapping):
-            raise ConfigError("ponder.params must be an object of parameter names and values")
-        extension.pop("return_candidates", None)
-        if extension:
-            raise ConfigError(
-                f"unknown ponder fields {sorted(extension)}; known: strategy, budget, params, "
-                "return_candidates"
-            )
-        if strategy not in STRATEGIES:
-            raise ConfigError(
-                f"unknown strategy {strategy!r}; choose one of: {', '.join(STRATEGIES)}"
-            )
+                if not count.isdigit() or int(count) < 1:
+                    raise ConfigError(
+                        f"the model name's budget must be a whole number N >= 1, not {count!r}"
+                    )
+                budget = int(count)
+        given: Mapping[str, Any] = {}
+        if options is not None:
+            strategy = options.strategy or strategy
+            budget = options.budget or budget
+            given = options.params or {}
+        cls = strategy_class(strategy)  # an unknown one is refused with the names to choose from
         if budget > limits.max_budget:
             raise ConfigError(
                 f"budget {budget} is over this server's cap of {limits.max_budget}; "
                 "ask for less (or start the server with a higher --max-budget)"
             )
         params = dict(self.route.params) if strategy == self.route.strategy else {}
-        params.update({str(k): _text(v) for k, v in given.items()})
-        fields = {f.name for f in dataclasses.fields(strategy_class(strategy).Params)}
+        params.update({k: _text(v) for k, v in given.items()})
+        fields = {f.name for f in dataclasses.fields(cls.Params)}
         for name, value in sampling.items():
             if value is not None and name in fields and name not in given:
                 params[name] = _text(value)
         if "max_tokens" in fields:
-            default = int(_default(strategy, "max_tokens"))
+            default = int(cls.Params().max_tokens)
             if "max_tokens" not in params and default > limits.max_tokens:
                 params["max_tokens"] = str(limits.max_tokens)  # unasked: within the cap
             asked = int(params.get("max_tokens", default))
@@ -172,30 +163,12 @@ class Upstream:
         )
 
 
-class WithExtra:
+class WithExtra(GeneratorWrapper):
     """A generator whose every call carries a request's vendor sampling fields."""
 
     def __init__(self, inner: Generator, extra: tuple[tuple[str, str], ...]) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.extra = extra
-
-    @property
-    def name(self) -> str:
-        return self.inner.name
-
-    @property
-    def shape(self) -> ModelShape | None:
-        return self.inner.shape
-
-    @property
-    def folder(self) -> Path | None:
-        return self.inner.folder
-
-    async def connect(self) -> str:
-        return await self.inner.connect()
-
-    async def count_prompt_tokens(self, prompts: Sequence[Prompt]) -> list[int]:
-        return await self.inner.count_prompt_tokens(prompts)
 
     async def generate(self, prompts: Sequence[Prompt], params: SamplingParams) -> list[Generation]:
         return await self.inner.generate(prompts, params.replace(extra=self.extra))
@@ -204,9 +177,6 @@ class WithExtra:
         self, prompt: Prompt, params: SamplingParams, on_text: Callable[[str], None]
     ) -> Generation:
         return await self.inner.stream(prompt, params.replace(extra=self.extra), on_text)
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
 
 
 def prompt_format(spec: str, generator: Generator) -> PromptFormat:
@@ -223,44 +193,14 @@ def prompt_format(spec: str, generator: Generator) -> PromptFormat:
             raise ConfigError(f"{path} holds no {PROMPT_FORMAT_FILE}")
         return found
     if path.is_file():
-        return (
-            PromptFormat.of_folder(path.parent) if path.name == PROMPT_FORMAT_FILE else _file(path)
-        )
+        return PromptFormat.of_file(path)
     raise ConfigError(
         f"prompt format {spec!r} is none of auto, chat, raw, or a folder or file that exists"
     )
 
 
-def _file(path: Path) -> PromptFormat:
-    try:
-        return PromptFormat(**json.loads(path.read_text()))
-    except (ValueError, TypeError) as exc:
-        raise ConfigError(f"{path} is not a valid prompt format: {exc}") from None
-
-
-def _budget(value: Any, where: str) -> int:
-    if isinstance(value, bool):
-        raise ConfigError(f"{where} must be a whole number N >= 1, not {value!r}")
-    try:
-        budget = int(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{where} must be a whole number N >= 1, not {value!r}") from None
-    if budget != value and str(budget) != str(value).strip():
-        raise ConfigError(f"{where} must be a whole number N >= 1, not {value!r}")
-    if budget < 1:
-        raise ConfigError(f"{where} must be at least 1, got {budget}")
-    return budget
-
-
-def _text(value: Any) -> str:
+def _text(value: str | float | bool | None) -> str:
+    """A JSON scalar as the text a strategy parameter is parsed from."""
     if isinstance(value, bool):
         return "true" if value else "false"
-    if value is None:
-        return "none"
-    if isinstance(value, int | float | str):
-        return str(value)
-    raise ConfigError(f"a strategy parameter takes a number, a string or a boolean, not {value!r}")
-
-
-def _default(strategy: str, name: str) -> Any:
-    return getattr(strategy_class(strategy).Params(), name)
+    return "none" if value is None else str(value)

@@ -84,11 +84,13 @@ class PromptFormat:
         it there, so that it is prompted the way it was trained by default.
         """
         path = Path(folder) / PROMPT_FORMAT_FILE
-        if not path.is_file():
-            return None
+        return cls.of_file(path) if path.is_file() else None
+
+    @classmethod
+    def of_file(cls, path: Path) -> PromptFormat:
+        """The format a `ponder_prompt.json` file (under any name) states."""
         try:
-            fields = json.loads(path.read_text())
-            return cls(**fields)
+            return cls(**json.loads(Path(path).read_text()))
         except (ValueError, TypeError) as exc:
             raise ConfigError(f"{path} is not a valid prompt format: {exc}") from None
 
