@@ -17,7 +17,7 @@ import hmac
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -396,21 +396,20 @@ class _Job:
     async def stream(self) -> Response:
         held = contextlib.AsyncExitStack()
         # Taken before the response starts, so that a 429 is still a plain response; given
-        # back when the stream ends, however it ends.
+        # back when the response ends, however it ends (also when the client leaves before
+        # its body begins, when the body's own `finally` would never run).
         await held.enter_async_context(self.state.admission.slot())
         events = self._events()
 
-        async def body() -> AsyncIterator[str]:
-            async with held:
-                try:
-                    async for event in events:
-                        yield f"data: {json.dumps(event, ensure_ascii=False)}\n\n"
-                    yield "data: [DONE]\n\n"
-                finally:
-                    await events.aclose()
+        async def body() -> AsyncGenerator[str]:
+            try:
+                async for event in events:
+                    yield f"data: {json.dumps(event, ensure_ascii=False)}\n\n"
+                yield "data: [DONE]\n\n"
+            finally:
+                await events.aclose()
 
-        headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-        return StreamingResponse(body(), media_type="text/event-stream", headers=headers)
+        return _HeldStream(held, body())
 
     async def _events(self) -> AsyncIterator[dict[str, Any]]:
         def chunk(**values: Any) -> dict[str, Any]:
@@ -462,6 +461,23 @@ class _Job:
                 with contextlib.suppress(asyncio.CancelledError, HTTPProblem):
                     await solving
                 self.state.metrics.finished(*self.labels, 499)
+
+
+class _HeldStream(StreamingResponse):
+    """An event stream that gives back what it holds (the admission slot) when the
+    response ends, however it ends."""
+
+    def __init__(self, held: contextlib.AsyncExitStack, body: AsyncGenerator[str]) -> None:
+        headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        super().__init__(body, media_type="text/event-stream", headers=headers)
+        self._held, self._body = held, body
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        async with self._held:
+            try:
+                await super().__call__(scope, receive, send)
+            finally:  # the search stops before its slot is free (not when the body is collected)
+                await self._body.aclose()
 
 
 async def _disconnected(request: Request) -> None:
