@@ -117,14 +117,18 @@ def test_every_generator_wrapper_forwards_a_stream_and_the_meter_counts_it():
     local = TransformersGenerator(embedded_policy())
     wrapped = meter.wrap(WithExtra(CoalescingGenerator(local), (("top_k", "1"),)))
     prompt, params = Prompt.raw("Problem: Start with 12. Add 7.\nSolution:\n"), SamplingParams()
-    pieces: list[str] = []
-    streamed = run_sync(
-        wrapped.stream(prompt, params.replace(max_tokens=12, seed=0), pieces.append)
+    pieces: dict[int, str] = {}
+
+    def on_text(index: int, piece: str) -> None:
+        pieces[index] = pieces.get(index, "") + piece
+
+    [streamed] = run_sync(
+        wrapped.stream([prompt], params.replace(n=2, max_tokens=12, seed=0), on_text)
     )
-    assert len(pieces) > 1 and "".join(pieces) == streamed.completions[0].text
+    assert [pieces[0], pieces[1]] == [c.text for c in streamed.completions]
     cost = meter.cost()
-    assert (cost.calls, cost.samples) == (1, 1)
-    assert cost.generated_tokens == streamed.completions[0].num_tokens
+    assert (cost.calls, cost.samples) == (1, 2)
+    assert cost.generated_tokens == sum(c.num_tokens for c in streamed.completions)
 
 
 def test_a_backend_that_subclasses_the_protocol_gets_its_defaults():

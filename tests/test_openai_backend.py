@@ -59,6 +59,21 @@ def test_seeds_reproduce_and_prompts_get_their_own_streams(server_generator):
 
 
 @pytest.mark.vllm
+@pytest.mark.parametrize("prompt", [RAW, Prompt.chat([Message("user", "What is 2 + 2?")])])
+def test_a_stream_is_generate_with_each_sample_handed_on_as_it_comes(server_generator, prompt):
+    params = SamplingParams(n=3, max_tokens=16, seed=4)
+    pieces: dict[int, list[str]] = {}
+    on_text = lambda i, t: pieces.setdefault(i, []).append(t)  # noqa: E731
+    out = run_sync(server_generator.stream([prompt, OTHER], params, on_text))
+    assert out == run_sync(server_generator.generate([prompt, OTHER], params))
+    assert sorted(pieces) == list(range(6))
+    for i, generation in enumerate(out):
+        for j, completion in enumerate(generation.completions):
+            assert "".join(pieces[i * 3 + j]) == completion.text
+            assert completion.num_tokens >= len(pieces[i * 3 + j]) > 1
+
+
+@pytest.mark.vllm
 def test_stop_strings_and_which_one_matched(server_generator):
     [free] = generate(server_generator, [RAW], n=1, max_tokens=40, seed=11)
     text = free.completions[0].text

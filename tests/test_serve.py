@@ -265,6 +265,27 @@ def test_single_streams_its_tokens_as_they_are_generated(server):
     assert "".join(pieces) == whole.choices[0].message.content
 
 
+def test_first_finish_streams_its_racing_samples_tokens(server):
+    body = {"ponder": {"params": {"chunk_tokens": 8}}}
+    stream = client(server).chat.completions.create(
+        model="arith@first_finish:4", messages=ask(HARD), stream=True, extra_body=body
+    )
+    texts: dict[int, str] = {}
+    pieces, content = 0, ""
+    for chunk in stream:
+        if not chunk.choices:
+            continue
+        delta, extra = chunk.choices[0].delta, chunk.model_extra.get("ponder") or {}
+        if "sample" in extra:
+            sample = extra["sample"]
+            texts[sample] = texts.get(sample, "") + delta.model_extra["reasoning_content"]
+            pieces += 1
+        content += delta.content or ""
+    assert sorted(texts) == [0, 1, 2, 3]
+    assert pieces > 40, "the samples came in rounds, not as they were generated"
+    assert content in texts.values(), "the answer is the racing sample that finished first"
+
+
 def test_raw_server_sent_events_over_httpx(server):
     body = {"model": "arith@majority:4", "prompt": EASY, "stream": True}
     with httpx.stream("POST", f"{server}/v1/completions", json=body, timeout=120) as response:

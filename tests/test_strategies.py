@@ -288,6 +288,21 @@ def test_single_hands_on_its_text_as_it_is_generated(policy, prm, task, easy):
     assert result.answer == run_sync(single.arun(easy[0])).answer
 
 
+def test_first_finish_hands_on_each_racing_samples_text_as_it_is_generated(policy, task, hard):
+    texts: dict[tuple[int, int], str] = {}
+
+    def on_sample(index: int, sample: int, piece: str) -> None:
+        texts[index, sample] = texts.get((index, sample), "") + piece
+
+    race = strategy("first_finish", policy, None, task, chunk_tokens=8)
+    results = run_sync(race.arun_many(hard, 4, on_sample=on_sample))
+    for index, result in enumerate(results):
+        # Every round of every sample arrived, in order: each sample's text, whole.
+        assert [texts[index, s] for s in range(4)] == [c.text for c in result.candidates]
+    unwatched = run_sync(race.arun_many(hard, 4))
+    assert [r.candidates for r in results] == [r.candidates for r in unwatched]
+
+
 def test_search_traces_are_trees(policy, prm, task, easy):
     for name in ("beam_search", "dvts", "particle_filter", "mcts", "lookahead"):
         result = strategy(name, policy, prm, task).run(easy[0], 8)

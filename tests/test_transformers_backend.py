@@ -60,23 +60,40 @@ def test_stop_string_cuts_the_sample_where_it_first_appears(hf_generator):
     assert completion.num_tokens < free.completions[0].num_tokens
 
 
-def test_a_stream_hands_on_the_sample_piece_by_piece_as_generate_draws_it(hf_generator):
-    pieces: list[str] = []
-    params = SamplingParams(max_tokens=40, seed=11)
-    streamed = run_sync(hf_generator.stream(RAW, params, pieces.append))
-    [drawn] = generate(hf_generator, [RAW], max_tokens=40, seed=11)
-    assert streamed == drawn
-    assert len(pieces) > 5 and "".join(pieces) == drawn.completions[0].text
+def streamed(generator, prompts, params) -> tuple[list, dict[int, list[str]]]:
+    """A stream's generations and the pieces it handed on, by sample index."""
+    pieces: dict[int, list[str]] = {}
+    out = run_sync(
+        generator.stream(prompts, params, lambda i, t: pieces.setdefault(i, []).append(t))
+    )
+    return out, pieces
+
+
+def test_a_stream_hands_on_each_sample_piece_by_piece_as_generate_draws_it(hf_generator):
+    params = SamplingParams(n=3, max_tokens=40, seed=11)
+    out, pieces = streamed(hf_generator, [RAW, OTHER], params)
+    assert out == generate(hf_generator, [RAW, OTHER], n=3, max_tokens=40, seed=11)
+    assert sorted(pieces) == list(range(6))
+    for i, generation in enumerate(out):
+        for j, completion in enumerate(generation.completions):
+            assert len(pieces[i * 3 + j]) > 5
+            assert "".join(pieces[i * 3 + j]) == completion.text
+
+
+def test_a_greedy_stream_numbers_its_samples_as_asked(hf_generator):
+    out, pieces = streamed(hf_generator, [RAW, OTHER], SamplingParams(n=2, temperature=0))
+    assert [len(g.completions) for g in out] == [1, 1]  # greedy draws one a prompt
+    assert sorted(pieces) == [0, 2]
+    assert "".join(pieces[2]) == out[1].completions[0].text
 
 
 def test_a_stream_never_hands_on_a_stop_string(hf_generator):
     [free] = generate(hf_generator, [RAW], max_tokens=40, seed=11)
     text = free.completions[0].text
     stop = text[6:9]
-    pieces: list[str] = []
     params = SamplingParams(max_tokens=40, seed=11, stop=(stop,))
-    streamed = run_sync(hf_generator.stream(RAW, params, pieces.append))
-    assert "".join(pieces) == streamed.completions[0].text == text[: text.index(stop)]
+    [out], pieces = streamed(hf_generator, [RAW], params)
+    assert "".join(pieces[0]) == out.completions[0].text == text[: text.index(stop)]
 
 
 def test_continuation_continues_the_partial_solution(hf_generator):

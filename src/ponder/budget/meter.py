@@ -264,13 +264,16 @@ class MeteredGenerator(_Metered["Generator"]):
         )
 
     async def stream(
-        self, prompt: Prompt, params: SamplingParams, on_text: Callable[[str], None]
-    ) -> Generation:
-        async def one(admitted: SamplingParams) -> list[Generation]:
-            return [await self.inner.stream(prompt, admitted, on_text)]
-
-        [generation] = await self._admitted([prompt], params.replace(n=1), one)
-        return generation
+        self,
+        prompts: Sequence[Prompt],
+        params: SamplingParams,
+        on_text: Callable[[int, str], None],
+    ) -> list[Generation]:
+        if not prompts:
+            return []
+        return await self._admitted(
+            prompts, params, lambda admitted: self.inner.stream(prompts, admitted, on_text)
+        )
 
     async def _admitted(
         self,

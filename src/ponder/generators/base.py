@@ -132,17 +132,17 @@ class Generator(Protocol):
         ...
 
     async def stream(
-        self, prompt: Prompt, params: SamplingParams, on_text: Callable[[str], None]
-    ) -> Generation:
-        """One sample of `prompt` (`params.n` is taken as 1), its text handed to `on_text`
-        piece by piece as it is generated; returns it as `generate` would.
+        self,
+        prompts: Sequence[Prompt],
+        params: SamplingParams,
+        on_text: Callable[[int, str], None],
+    ) -> list[Generation]:
+        """`generate`, each sample's text handed to `on_text(index, piece)` piece by piece
+        as it is generated, where prompt i's sample j has index `i * params.n + j`.
 
-        The default, for a backend that cannot stream: `generate`, then the whole text at once.
+        The default, for a backend that cannot stream: `generate`, then each whole text.
         """
-        [generation] = await self.generate([prompt], params.replace(n=1))
-        if generation.completions:
-            on_text(generation.completions[0].text)
-        return generation
+        return await stream_by_generating(self, prompts, params, on_text)
 
     async def count_prompt_tokens(self, prompts: Sequence[Prompt]) -> list[int]:
         """Each prompt's length in tokens: exact where the backend can tell, else an upper bound."""
@@ -182,9 +182,26 @@ class GeneratorWrapper:
         return await self.inner.generate(prompts, params)
 
     async def stream(
-        self, prompt: Prompt, params: SamplingParams, on_text: Callable[[str], None]
-    ) -> Generation:
-        return await self.inner.stream(prompt, params, on_text)
+        self,
+        prompts: Sequence[Prompt],
+        params: SamplingParams,
+        on_text: Callable[[int, str], None],
+    ) -> list[Generation]:
+        return await self.inner.stream(prompts, params, on_text)
 
     async def aclose(self) -> None:
         await self.inner.aclose()
+
+
+async def stream_by_generating(
+    generator: Generator,
+    prompts: Sequence[Prompt],
+    params: SamplingParams,
+    on_text: Callable[[int, str], None],
+) -> list[Generation]:
+    """`Generator.stream` for a backend that cannot stream: `generate`, then each whole text."""
+    generations = await generator.generate(prompts, params)
+    for i, generation in enumerate(generations):
+        for j, completion in enumerate(generation.completions):
+            on_text(i * params.n + j, completion.text)
+    return generations

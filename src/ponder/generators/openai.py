@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ponder.budget.flops import ModelShape
@@ -149,20 +149,47 @@ class OpenAIGenerator:
         return BackendError(f"{self._base_url} failed a request: {_describe(exc)}{hint}")
 
     async def stream(
-        self, prompt: Prompt, params: SamplingParams, on_text: Callable[[str], None]
-    ) -> Generation:
-        """One sample, streamed from the server (`stream=True`), each piece to `on_text`."""
+        self,
+        prompts: Sequence[Prompt],
+        params: SamplingParams,
+        on_text: Callable[[int, str], None],
+    ) -> list[Generation]:
+        """`generate`, streamed from the server (`stream=True`), each piece to `on_text`."""
         if self._model is None:
             await self.connect()
-        common = self._common(prompt, params.replace(n=1), 0)
+        asked = params
+        if params.temperature == 0:
+            params = params.replace(n=1)  # servers refuse n > 1 with greedy decoding
+
+        def to(i: int) -> Callable[[int, str], None]:
+            return lambda j, piece: on_text(i * asked.n + j, piece)
+
+        return list(
+            await asyncio.gather(
+                *(self._stream_one(p, params, i, to(i)) for i, p in enumerate(prompts))
+            )
+        )
+
+    async def _stream_one(
+        self,
+        prompt: Prompt,
+        params: SamplingParams,
+        index: int,
+        on_text: Callable[[int, str], None],
+    ) -> Generation:
+        # Each sample's tokens are counted from the log-probabilities its chunks carry when
+        # a request asks for several: the usage chunk only gives their total.
+        want_tokens = params.logprobs is not None or params.n > 1
+        common = self._common(prompt, params, index)
         common |= {"stream": True, "stream_options": {"include_usage": True}}
-        pieces: list[str] = []
-        finish, usage = None, None
+        samples = [_Streamed() for _ in range(params.n)]
+        usage = None
         async with self._slots:
             try:
                 if prompt.messages is None:
                     response = await self._client.completions.create(
                         prompt=(prompt.text or "") + prompt.continuation,
+                        logprobs=(params.logprobs or 0) if want_tokens else None,
                         extra_body=params.extra_body() or None,
                         **common,
                     )
@@ -170,29 +197,37 @@ class OpenAIGenerator:
                     messages, extra = self._chat_messages(prompt, params)
                     response = await self._client.chat.completions.create(
                         messages=messages,  # type: ignore[arg-type]
+                        logprobs=want_tokens or None,
+                        top_logprobs=params.logprobs if params.logprobs else None,
                         extra_body=extra or None,
                         **common,
                     )
                 async for chunk in response:
                     usage = chunk.usage or usage
-                    if not chunk.choices:
-                        continue
-                    choice = chunk.choices[0]
-                    piece = choice.text if prompt.messages is None else choice.delta.content
-                    if piece:
-                        pieces.append(piece)
-                        on_text(piece)
-                    finish = choice if choice.finish_reason else finish
+                    for choice in chunk.choices:
+                        if choice.index >= len(samples):
+                            continue
+                        sample = samples[choice.index]
+                        if prompt.messages is None:
+                            piece = choice.text
+                            lp = choice.logprobs
+                            got = _text_logprobs(lp) if lp is not None and lp.tokens else ()
+                        else:
+                            piece = choice.delta.content
+                            got = _chat_logprobs(getattr(choice.logprobs, "content", None) or ())
+                        sample.logprobs.extend(got)
+                        if piece:
+                            sample.pieces.append(piece)
+                            on_text(choice.index, piece)
+                        sample.finish = choice if choice.finish_reason else sample.finish
             except self._openai.APIError as exc:
                 raise self._failed(prompt, exc, "seed" in common) from exc
-        reason, stop_string = _finish(finish) if finish is not None else ("length", None)
-        completion = Completion(
-            text="".join(pieces),
-            num_tokens=usage.completion_tokens if usage is not None else 0,
-            finish_reason=reason,  # type: ignore[arg-type]
-            stop_string=stop_string,
-        )
-        return Generation((completion,), usage.prompt_tokens if usage is not None else 0)
+        completions = [s.completion(want_tokens) for s in samples if s.finish or s.pieces]
+        if len(completions) == 1 and usage is not None:
+            completions = [_with_tokens(completions[0], usage.completion_tokens)]
+        if params.logprobs is None:
+            completions = [_without_logprobs(c) for c in completions]
+        return Generation(tuple(completions), usage.prompt_tokens if usage is not None else 0)
 
     async def _generate_one(self, prompt: Prompt, params: SamplingParams, index: int) -> Generation:
         # Per-sample token counts come from the sampled tokens' log-probabilities when a
@@ -285,24 +320,37 @@ def _finish(choice: Any) -> tuple[str, str | None]:
     return reason, stop_reason if isinstance(stop_reason, str) else None
 
 
+def _text_logprobs(lp: Any) -> tuple[TokenLogprob, ...]:
+    """A text completion's (or chunk's) log-probabilities, token by token."""
+    tops = lp.top_logprobs or [None] * len(lp.tokens)
+    return tuple(
+        TokenLogprob(
+            token=token,
+            logprob=float(value) if value is not None else float("-inf"),
+            top=tuple(
+                sorted(((t, float(v)) for t, v in (top or {}).items()), key=lambda item: -item[1])
+            ),
+        )
+        for token, value, top in zip(lp.tokens, lp.token_logprobs, tops, strict=True)
+    )
+
+
+def _chat_logprobs(content: Any) -> tuple[TokenLogprob, ...]:
+    """A chat completion's (or chunk's) log-probabilities, token by token."""
+    return tuple(
+        TokenLogprob(
+            token=item.token,
+            logprob=float(item.logprob),
+            top=tuple((t.token, float(t.logprob)) for t in (item.top_logprobs or [])),
+        )
+        for item in content
+    )
+
+
 def _from_text_choice(choice: Any) -> Completion:
     reason, stop_string = _finish(choice)
-    logprobs = None
     lp = choice.logprobs
-    if lp is not None and lp.tokens is not None:
-        tops = lp.top_logprobs or [None] * len(lp.tokens)
-        logprobs = tuple(
-            TokenLogprob(
-                token=token,
-                logprob=float(value) if value is not None else float("-inf"),
-                top=tuple(
-                    sorted(
-                        ((t, float(v)) for t, v in (top or {}).items()), key=lambda item: -item[1]
-                    )
-                ),
-            )
-            for token, value, top in zip(lp.tokens, lp.token_logprobs, tops, strict=True)
-        )
+    logprobs = _text_logprobs(lp) if lp is not None and lp.tokens is not None else None
     return Completion(
         text=choice.text or "",
         num_tokens=len(logprobs) if logprobs is not None else 0,
@@ -314,17 +362,8 @@ def _from_text_choice(choice: Any) -> Completion:
 
 def _from_chat_choice(choice: Any) -> Completion:
     reason, stop_string = _finish(choice)
-    logprobs = None
     content = getattr(choice.logprobs, "content", None)
-    if content is not None:
-        logprobs = tuple(
-            TokenLogprob(
-                token=item.token,
-                logprob=float(item.logprob),
-                top=tuple((t.token, float(t.logprob)) for t in (item.top_logprobs or [])),
-            )
-            for item in content
-        )
+    logprobs = _chat_logprobs(content) if content is not None else None
     return Completion(
         text=choice.message.content or "",
         num_tokens=len(logprobs) if logprobs is not None else 0,
@@ -340,3 +379,22 @@ def _with_tokens(completion: Completion, num_tokens: int) -> Completion:
 
 def _without_logprobs(completion: Completion) -> Completion:
     return replace(completion, logprobs=None)
+
+
+@dataclass(slots=True)
+class _Streamed:
+    """One sample of a streamed request, as its chunks arrive."""
+
+    pieces: list[str] = field(default_factory=list)
+    logprobs: list[TokenLogprob] = field(default_factory=list)
+    finish: Any = None
+
+    def completion(self, counted: bool) -> Completion:
+        reason, stop_string = _finish(self.finish) if self.finish is not None else ("length", None)
+        return Completion(
+            text="".join(self.pieces),
+            num_tokens=len(self.logprobs) if counted else 0,
+            finish_reason=reason,  # type: ignore[arg-type]
+            stop_string=stop_string,
+            logprobs=tuple(self.logprobs) if counted else None,
+        )

@@ -154,39 +154,45 @@ class TransformersGenerator:
         return self._local.run_blocking(self._generate, prompts, params)
 
     async def stream(
-        self, prompt: Prompt, params: SamplingParams, on_text: Callable[[str], None]
-    ) -> Generation:
-        """One sample, its text handed to `on_text` (on the event loop) as it is decoded.
+        self,
+        prompts: Sequence[Prompt],
+        params: SamplingParams,
+        on_text: Callable[[int, str], None],
+    ) -> list[Generation]:
+        """`generate`, each sample's text handed to `on_text` (on the event loop) as it is
+        decoded.
 
         A piece is held back while it ends in an incomplete character or could begin a
         stop string, so what is handed on is always a prefix of the final text.
         """
         loop = asyncio.get_running_loop()
-        params = params.replace(n=1)
         hold = max((len(s) for s in params.stop), default=1) - 1
-        sent = 0
+        sent: dict[int, int] = {}
+        n = 1 if params.temperature == 0 else params.n
 
-        def on_step(row: _Row) -> None:
-            nonlocal sent
+        def on_step(drawn: int, row: _Row) -> None:
+            index = drawn // n * params.n + drawn % n  # greedy draws one sample a prompt
             if row.finish is not None:
                 return  # the final text (a stop string cut off) is handed on below
             text = self._decode_in_context(row).rstrip("\ufffd")
             ready = len(text) - hold
-            if ready > sent:
-                loop.call_soon_threadsafe(on_text, text[sent:ready])
-                sent = ready
+            if ready > sent.get(index, 0):
+                loop.call_soon_threadsafe(on_text, index, text[sent.get(index, 0) : ready])
+                sent[index] = ready
 
-        [generation] = await self._local.run(self._generate, [prompt], params, on_step)
-        final = generation.completions[0].text
-        if len(final) > sent:
-            on_text(final[sent:])
-        return generation
+        generations = await self._local.run(self._generate, prompts, params, on_step)
+        for i, generation in enumerate(generations):
+            for j, completion in enumerate(generation.completions):
+                index = i * params.n + j
+                if len(completion.text) > sent.get(index, 0):
+                    on_text(index, completion.text[sent.get(index, 0) :])
+        return generations
 
     def _generate(
         self,
         prompts: Sequence[Prompt],
         params: SamplingParams,
-        on_step: Callable[[_Row], None] | None = None,
+        on_step: Callable[[int, _Row], None] | None = None,
     ) -> list[Generation]:
         encoded = [self._encode(p) for p in prompts]
         if params.temperature == 0:
@@ -197,9 +203,8 @@ class TransformersGenerator:
         results: list[Generation] = []
         for start in range(0, len(encoded), per_chunk):
             end = start + per_chunk
-            results.extend(
-                self._decode_chunk(encoded[start:end], params, seeds[start:end], on_step)
-            )
+            step = None if on_step is None else _offset(on_step, start * params.n)
+            results.extend(self._decode_chunk(encoded[start:end], params, seeds[start:end], step))
         return results
 
     def _decode_chunk(
@@ -207,7 +212,7 @@ class TransformersGenerator:
         chunk: list[list[int]],
         params: SamplingParams,
         seeds: list[int],
-        on_step: Callable[[_Row], None] | None = None,
+        on_step: Callable[[int, _Row], None] | None = None,
     ) -> list[Generation]:
         torch = self._torch
         n, device = params.n, self._device
@@ -260,8 +265,9 @@ class TransformersGenerator:
         for step in range(room):
             chosen = self._sample(logits, params, uniforms[:, step : step + 1])
             self._record([rows[i] for i in active], chosen, logits, params)
-            if on_step is not None:  # a stream: one prompt, one sample
-                on_step(rows[0])
+            if on_step is not None:  # a stream: every sample still being decoded
+                for i in active:
+                    on_step(i, rows[i])
             live = [j for j, i in enumerate(active) if not rows[i].finish]
             if not live:
                 break
@@ -368,3 +374,8 @@ class TransformersGenerator:
 
     async def aclose(self) -> None:
         self._local.close()
+
+
+def _offset(on_step: Callable[[int, _Row], None], offset: int) -> Callable[[int, _Row], None]:
+    """`on_step` for a chunk of a call whose rows begin at `offset`."""
+    return lambda index, row: on_step(offset + index, row)

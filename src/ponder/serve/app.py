@@ -5,8 +5,9 @@ A request names a route and, optionally, a strategy and budget in its model
 name ("arith@beam_search:16") or in its `ponder` object; the answer is the
 chosen solution, `usage` counts every token the policy read and wrote for it,
 and `ponder` says what was spent and found. Streamed, a request gets its first
-chunk at once, a `reasoning_content` delta as each round of the search ends, then
-the answer. See docs/serving.md.
+chunk at once, a `reasoning_content` delta as each round of the search ends (and
+the tokens of `first_finish`'s racing samples as they are generated), then the
+answer. See docs/serving.md.
 """
 
 from __future__ import annotations
@@ -315,6 +316,7 @@ class _Job:
         self,
         on_progress: Callable[[Progress], None] | None = None,
         on_text: Callable[[str], None] | None = None,
+        on_sample: Callable[[int, str], None] | None = None,
     ) -> Result:
         """The strategy's run, under the server's deadline; upstream faults as HTTP errors."""
         problem = Problem(id=PROBLEM_ID, question=self.question)
@@ -325,6 +327,7 @@ class _Job:
                     self.selection.budget,
                     on_progress=None if on_progress is None else lambda _, p: on_progress(p),
                     on_text=None if on_text is None else lambda _, t: on_text(t),
+                    on_sample=None if on_sample is None else lambda _, i, t: on_sample(i, t),
                 )
         except (TimeoutError, PonderError) as exc:
             problem = self._problem(exc)
@@ -424,6 +427,7 @@ class _Job:
             self.solve(
                 lambda p: news.put_nowait(("progress", protocol.progress_object(task, p))),
                 (lambda t: news.put_nowait(("text", t))) if live else None,
+                lambda i, t: news.put_nowait(("sample", (i, t))),
             )
         )
         solving.add_done_callback(lambda _: news.put_nowait(None))
@@ -435,6 +439,14 @@ class _Job:
                 if kind == "text":
                     streamed += value
                     yield chunk(delta={"content": value})
+                elif kind == "sample":  # a racing sample's tokens, as its model writes them
+                    sample, piece = value
+                    if self.chat:
+                        extra = {"ponder": {"sample": sample}}
+                        yield chunk(delta={"reasoning_content": piece}, extra=extra)
+                    else:
+                        extra = {"ponder": {"sample": sample, "text": piece}}
+                        yield chunk(delta={"content": ""}, extra=extra)
                 elif self.chat:
                     text = protocol.progress_text(value)
                     yield chunk(delta={"reasoning_content": text}, extra={"ponder": value})

@@ -174,9 +174,12 @@ class WithExtra(GeneratorWrapper):
         return await self.inner.generate(prompts, params.replace(extra=self.extra))
 
     async def stream(
-        self, prompt: Prompt, params: SamplingParams, on_text: Callable[[str], None]
-    ) -> Generation:
-        return await self.inner.stream(prompt, params.replace(extra=self.extra), on_text)
+        self,
+        prompts: Sequence[Prompt],
+        params: SamplingParams,
+        on_text: Callable[[int, str], None],
+    ) -> list[Generation]:
+        return await self.inner.stream(prompts, params.replace(extra=self.extra), on_text)
 
 
 def prompt_format(spec: str, generator: Generator) -> PromptFormat:

@@ -88,7 +88,9 @@ class Run:
     Strategies keep every finished candidate in `candidates` (with the trace node
     that holds it in `nodes`), so a run stopped by a budget cap still answers.
     `on_text`, when a caller streams the run, takes the text of a strategy that
-    writes its answer as one sample (`single`) as it is generated.
+    writes its answer as one sample (`single`) as it is generated; `on_sample`
+    takes `(sample, piece)` from a strategy whose samples race for the answer
+    (`first_finish`), each sample's text as it is generated.
     """
 
     problem: Problem
@@ -102,6 +104,7 @@ class Run:
     candidates: list[Candidate] = field(default_factory=list)
     nodes: list[int] = field(default_factory=list)
     on_text: Callable[[str], None] | None = None
+    on_sample: Callable[[int, str], None] | None = None
     _calls: int = 0
 
     def prompt(self, continuation: str = "") -> Prompt:
@@ -230,13 +233,16 @@ class BaseStrategy(ABC, Generic[P]):
         on_result: Callable[[int, Result], None] | None = None,
         on_progress: Callable[[int, Progress], None] | None = None,
         on_text: Callable[[int, str], None] | None = None,
+        on_sample: Callable[[int, int, str], None] | None = None,
     ) -> list[Result]:
         """Solve `problems` concurrently, each under its own `budget`, their calls merged.
 
         `on_result(index, result)` is called as each problem finishes,
         `on_progress(index, progress)` as each of its rounds ends (when the next begins),
-        and `on_text(index, piece)` with the answer's text as it is generated, by a
-        strategy that writes its answer as one sample (`Run.on_text`).
+        `on_text(index, piece)` with the answer's text as it is generated, by a
+        strategy that writes its answer as one sample (`Run.on_text`), and
+        `on_sample(index, sample, piece)` with racing samples' text as it is generated
+        (`Run.on_sample`).
         """
         n, caps = budget_n(budget)
         generator = CoalescingGenerator(self.generator)
@@ -245,8 +251,9 @@ class BaseStrategy(ABC, Generic[P]):
         async def one(index: int, problem: Problem) -> Result:
             observe = None if on_progress is None else functools.partial(on_progress, index)
             text = None if on_text is None else functools.partial(on_text, index)
+            samples = None if on_sample is None else functools.partial(on_sample, index)
             result = await self._run_one(
-                problem, index, n, caps, generator, verifier, observe, text
+                problem, index, n, caps, generator, verifier, observe, text, samples
             )
             if on_result is not None:
                 on_result(index, result)
@@ -269,6 +276,7 @@ class BaseStrategy(ABC, Generic[P]):
         verifier: Verifier | None,
         on_progress: Callable[[Progress], None] | None = None,
         on_text: Callable[[str], None] | None = None,
+        on_sample: Callable[[int, str], None] | None = None,
     ) -> Result:
         rounds = 0
 
@@ -290,6 +298,7 @@ class BaseStrategy(ABC, Generic[P]):
             seed=None if self.seed is None else derive_seed(self.seed, problem.id),
             trace=Trace(problem.question),
             on_text=on_text,
+            on_sample=on_sample,
         )
         stopped = False
         try:

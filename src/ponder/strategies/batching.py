@@ -160,12 +160,15 @@ class CoalescingGenerator(GeneratorWrapper):
         return await self._coalescer.submit(params.replace(seed=None), list(prompts))
 
     async def stream(
-        self, prompt: Prompt, params: SamplingParams, on_text: Callable[[str], None]
-    ) -> Generation:
-        """Not merged: one sample whose text goes to its caller as it comes."""
+        self,
+        prompts: Sequence[Prompt],
+        params: SamplingParams,
+        on_text: Callable[[int, str], None],
+    ) -> list[Generation]:
+        """Not merged: samples whose text goes to their caller as it comes."""
         if self._on_call is not None:
-            self._on_call(1)
-        return await self.inner.stream(prompt, params, on_text)
+            self._on_call(len(prompts))
+        return await self.inner.stream(prompts, params, on_text)
 
     async def _generate(self, params: Hashable, prompts: list[Prompt]) -> list[Generation]:
         assert isinstance(params, SamplingParams)

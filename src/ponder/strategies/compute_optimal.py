@@ -239,6 +239,8 @@ class ComputeOptimal(BaseStrategy[ComputeOptimalParams]):
             # what it keeps is the run's as soon as it is kept (a budget cap, an observer).
             candidates=run.candidates,
             nodes=run.nodes,
+            on_text=run.on_text,
+            on_sample=run.on_sample,
         )
         choice = await strategy.solve(sub)
         return replace(choice, details={**choice.details, **details})

@@ -16,9 +16,10 @@ import math
 from dataclasses import dataclass
 
 from ponder.errors import ConfigError
+from ponder.generators.base import SamplingParams
 from ponder.strategies.base import BaseStrategy, Choice, Run
 from ponder.strategies.scoring import Sampling
-from ponder.types import Completion
+from ponder.types import Completion, Generation, Prompt
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +47,7 @@ class FirstFinish(BaseStrategy[FirstFinishParams]):
         start = len(run.candidates)  # a pilot's candidates come first
         chunk = min(self.params.chunk_tokens, self.params.max_tokens)
         params = self.params.params(run.n, run.call_seed()).replace(max_tokens=chunk)
-        [generation] = await run.generator.generate([run.prompt()], params)
+        [generation] = await _draw(run, [run.prompt()], params, list(range(run.n)))
         texts = [c.text for c in generation.completions]
         tokens = [c.num_tokens for c in generation.completions]
         nodes = [run.trace.add(0, t, kind="sample") for t in texts]
@@ -59,7 +60,7 @@ class FirstFinish(BaseStrategy[FirstFinishParams]):
                     break
                 params = self.params.params(1, run.call_seed()).replace(max_tokens=min(chunk, room))
                 prompts = [run.prompt(texts[i]) for i in running]
-                generations = await run.generator.generate(prompts, params)
+                generations = await _draw(run, prompts, params, running)
                 still = []
                 for i, more in zip(running, generations, strict=True):
                     if not more.completions:  # the backend dropped it: it stops here
@@ -91,3 +92,14 @@ class FirstFinish(BaseStrategy[FirstFinishParams]):
             return Choice(None)
         first = min(pool, key=lambda i: (run.candidates[i].num_tokens, i))
         return run.pick(first)
+
+
+async def _draw(
+    run: Run, prompts: list[Prompt], params: SamplingParams, samples: list[int]
+) -> list[Generation]:
+    """One round's call; streamed to a caller that watches the race (`Run.on_sample`), where
+    the call's k-th sample is the run's sample `samples[k]`."""
+    on_sample = run.on_sample
+    if on_sample is None:
+        return await run.generator.generate(prompts, params)
+    return await run.generator.stream(prompts, params, lambda k, t: on_sample(samples[k], t))

@@ -70,8 +70,9 @@ async def sample(run: Run, params: SamplingParams, *, stream: bool = False) -> l
     (`confidence`). With `stream` (one sample that is the answer as it is written)
     and a caller that streams the run (`Run.on_text`), its text goes there as it comes.
     """
-    if stream and run.on_text is not None:
-        generation = await run.generator.stream(run.prompt(), params, run.on_text)
+    if stream and run.on_text is not None and params.n == 1:
+        on_text = run.on_text
+        [generation] = await run.generator.stream([run.prompt()], params, lambda _, t: on_text(t))
     else:
         [generation] = await run.generator.generate([run.prompt()], params)
     candidates = []
