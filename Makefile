@@ -17,7 +17,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PIP) --upgrade pip
 	# The CPU build from this machine's disk; a bare `torch` would pull a CUDA build.
 	$(PIP) torch==2.13.0
-	$(PIP) -e '.[hf,datasets,serve,dev]'
+	$(PIP) -e '.[hf,datasets,serve,ray,dev]'
 	touch $@
 
 # vLLM lives in its own environment: it is large and pins its own transformers.

@@ -8,7 +8,9 @@ import shutil
 import signal
 import sqlite3
 import subprocess
+import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -157,6 +159,124 @@ def test_summary_json_and_statistics(ponder_cli, uninterrupted):
     assert sources == {"policy samples", "majority"}
     assert all(c.coverage == tuple(sorted(c.coverage)) for c in analysis.coverage)
     assert {r.strategy for r in analysis.ratios} == {"beam_search"}
+
+
+def test_shards_of_a_sweep_report_as_the_whole_run(ponder_cli, uninterrupted, tmp_path):
+    shards = [tmp_path / f"sweep-{i}" for i in (1, 2)]
+    for i, out in enumerate(shards, 1):
+        done = run(ponder_cli, "eval", *SWEEP, "--shard", f"{i}/2", "--out", str(out))
+        assert done.returncode == 0, done.stderr
+    parts = [stored(out) for out in shards]
+    assert {k[4] for k in parts[0]}.isdisjoint({k[4] for k in parts[1]})
+    whole_run = stored(uninterrupted)
+    assert (parts[0] | parts[1]).keys() == whole_run.keys()
+    for key, (correct, answer, tokens, candidates) in (parts[0] | parts[1]).items():
+        assert (correct, answer, tokens) == whole_run[key][:3]
+        for mine, theirs in zip(candidates, whole_run[key][3], strict=True):
+            # Verifier scores of other batches differ in float noise (their padding), no more.
+            assert mine | {"scores": None} == theirs | {"scores": None}
+            assert mine["scores"] == pytest.approx(theirs["scores"], abs=1e-4)
+    whole, sharded = analyze([uninterrupted]), analyze(shards)
+    assert sharded.runs == ["sweep"]
+    printed = lambda summaries: [s.as_json() for s in summaries]  # noqa: E731 (no wall time)
+    assert printed(sharded.summaries) == printed(whole.summaries)
+    for kind, binned in whole.bins.items():
+        assert [(b, s.as_json()) for b, s in sharded.bins[kind]] == [
+            (b, s.as_json()) for b, s in binned
+        ]
+    report = run(ponder_cli, "report", *map(str, shards), "--json")
+    assert json.loads(report.stdout) == [s.as_json() for s in whole.summaries]
+    assert analyze(shards[:1]).runs == ["sweep-1 (shards 1 of 2)"]
+    twice = run(ponder_cli, "report", str(shards[0]), str(shards[0]))
+    assert twice.returncode == 1 and "shard 1/2 is given twice" in twice.stderr
+    bad = run(ponder_cli, "eval", *SWEEP, "--shard", "3/2", "--out", str(tmp_path / "x"))
+    assert bad.returncode == 2 and "1 <= i <= n" in bad.stderr
+
+
+@pytest.fixture(scope="module")
+def ray_cluster(tmp_path_factory) -> Iterator[tuple[str, subprocess.Popen]]:
+    """A real two-node Ray cluster on this machine: a head, and a second node in its own
+    process group (to be killed)."""
+    import socket
+
+    ray = str(Path(sys.executable).parent / "ray")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    address = f"127.0.0.1:{port}"
+    common = ["--node-ip-address=127.0.0.1", "--num-cpus=1", "--disable-usage-stats"]
+    log = (tmp_path_factory.mktemp("ray") / "node.log").open("wb")
+    node = None
+    # A cluster of this machine alone, for these tests: no tokens to hand between nodes.
+    before, os.environ["RAY_AUTH_MODE"] = os.environ.get("RAY_AUTH_MODE"), "disabled"
+    try:
+        head = [ray, "start", "--head", f"--port={port}", "--include-dashboard=false", *common]
+        subprocess.run(head, check=True, capture_output=True, timeout=180)
+        node = subprocess.Popen(
+            [ray, "start", f"--address={address}", "--block", *common],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+        count = [sys.executable, "-c", f"import ray; ray.init('{address}'); "
+                 "print(sum(n['Alive'] for n in ray.nodes()))"]  # fmt: skip
+        deadline = time.monotonic() + 180
+        while run(count).stdout.strip() != "2":
+            assert time.monotonic() < deadline, "the second Ray node did not join"
+            time.sleep(2)
+        yield address, node
+    finally:
+        if node is not None and node.poll() is None:
+            os.killpg(node.pid, signal.SIGKILL)
+        subprocess.run([ray, "stop", "--force"], capture_output=True, timeout=120)
+        log.close()
+        if before is None:
+            del os.environ["RAY_AUTH_MODE"]
+        else:
+            os.environ["RAY_AUTH_MODE"] = before
+
+
+def _solvers_under(root: int) -> int:
+    """Ray workers of a sweep among the descendants of a process (a node's)."""
+    children: dict[int, list[int]] = {}
+    names: dict[int, str] = {}
+    for line in run(["ps", "-eo", "pid=,ppid=,args="]).stdout.splitlines():
+        pid, ppid, args = (
+            line.split(None, 2) if len(line.split(None, 2)) == 3 else (*line.split(), "")
+        )
+        children.setdefault(int(ppid), []).append(int(pid))
+        names[int(pid)] = args
+    found, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        found += "RaySolver" in names.get(pid, "")
+        todo += children.get(pid, [])
+    return found
+
+
+def test_a_sweep_on_ray_survives_a_killed_node_with_the_same_answers(
+    ponder_cli, uninterrupted, ray_cluster, tmp_path
+):
+    address, node = ray_cluster
+    out = tmp_path / "on-ray"
+    sweep = subprocess.Popen(
+        [*ponder_cli, "eval", *SWEEP, "--ray", address, "--out", str(out), "--json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 300
+    while not (out / "results.sqlite").exists() or not _solvers_under(node.pid):
+        assert sweep.poll() is None, sweep.communicate()
+        assert time.monotonic() < deadline, "no results from the Ray workers"
+        time.sleep(0.5)
+    os.killpg(node.pid, signal.SIGKILL)  # the second node dies mid-sweep, with its worker
+    stdout, stderr = sweep.communicate(timeout=600)
+    assert sweep.returncode == 0, stderr
+    results, whole = stored(out), stored(uninterrupted)
+    assert results.keys() == whole.keys()  # nothing lost, nothing twice (one row per key)
+    for key, (correct, answer, tokens, candidates) in results.items():
+        assert (correct, answer, tokens) == whole[key][:3], key
+        assert [c["text"] for c in candidates] == [c["text"] for c in whole[key][3]], key
+    report = run(ponder_cli, "report", str(uninterrupted), "--json")
+    assert stdout.lstrip().startswith("["), stdout
+    assert json.loads(stdout) == json.loads(report.stdout)
 
 
 def _chromium() -> str:

@@ -13,6 +13,7 @@ unknown option, an empty problem) end with one line on stderr and exit status
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -203,6 +204,25 @@ def _eval_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[
         help="run every budget afresh, not from the largest budget's samples",
     )
     ev.add_argument("--json", action="store_true", help="print the summary as JSON")
+    ev.add_argument(
+        "--ray",
+        nargs="?",
+        const="auto",
+        metavar="ADDRESS",
+        help="run the sweep on a Ray cluster: auto (default; the cluster this node belongs to), "
+        "HOST:PORT, or local (one started in this process); needs ponder[ray]",
+    )
+    ev.add_argument(
+        "--ray-workers",
+        type=int,
+        help="Ray workers, each holding its own models or model clients (default: one per node)",
+    )
+    ev.add_argument(
+        "--shard",
+        metavar="I/N",
+        help="run only the I-th of N interleaved slices of the problems (one job of an array; "
+        "each shard its own --out; `ponder report` over the N folders reads them as one run)",
+    )
 
     cal = commands.add_parser(
         "calibrate",
@@ -237,7 +257,25 @@ def _sweep_options(
 ) -> None:
     """The options `eval` and `calibrate` share: tasks, strategies, budgets, models."""
     command.add_argument(
-        "--task", default="arith", help="tasks, comma-separated: arith, math500, gsm8k, aime2024"
+        "--task",
+        default="arith",
+        help="tasks, comma-separated: arith, math500, gsm8k, aime2024, or your own data files "
+        "(.jsonl, .json, .csv, .parquet)",
+    )
+    data = command.add_argument_group("your own data files (--task FILE)")
+    data.add_argument("--question-field", default="question", help="(default question)")
+    data.add_argument("--answer-field", default="answer", help="the gold answer (default answer)")
+    data.add_argument(
+        "--id-field", default="id", help="problem ids, when the file has them (default id)"
+    )
+    data.add_argument(
+        "--grader",
+        default="math",
+        help="math (math-verify; default), integer, exact, or regex:PATTERN (the answer is "
+        "PATTERN's last match in the solution, its first group if it has one)",
+    )
+    command.add_argument(
+        "--prompt-template", help="the prompt, with a {question} field (every task but arith)"
     )
     command.add_argument("--split", default=split, help=f"(default {split})")
     command.add_argument("--limit", type=int, help="the first N problems of each task")
@@ -325,6 +363,11 @@ def _sweep_config(
             verifier_kind=args.verifier_kind,
             prompt_format=args.format,
             batch=args.batch,
+            question_field=args.question_field,
+            answer_field=args.answer_field,
+            id_field=args.id_field,
+            grader=args.grader,
+            prompt_template=args.prompt_template,
             **options,
         )
     except ConfigError as exc:
@@ -387,10 +430,22 @@ def _eval(args: argparse.Namespace) -> int:
         strategy_specs,
         difficulty_samples=args.difficulty_samples,
         reuse=not args.no_reuse,
+        shard=args.shard,
     )
+    if args.ray_workers is not None and args.ray is None:
+        raise _UsageError("--ray-workers needs --ray")
+    if args.ray_workers is not None and args.ray_workers < 1:
+        raise _UsageError(f"--ray-workers must be at least 1, got {args.ray_workers}")
+    if args.ray is not None:  # joined from the main thread, where Ray sets its signal handlers
+        from ponder.evaluation.distributed import connect
+
+        connect(args.ray)
     sweep = Sweep(config, args.out, progress=RichProgress(enabled=not args.no_progress))
+    # Stdout is the summary's alone (--json is piped): what libraries print as the sweep
+    # runs (Ray's notices of nodes that died) goes to stderr.
     try:
-        run_sync(sweep.run())
+        with contextlib.redirect_stdout(sys.stderr):
+            run_sync(sweep.run(ray=args.ray, actors=args.ray_workers))
     finally:
         sweep.close()
     _print_summary(analyze([args.out]), args.json)

@@ -7,12 +7,15 @@ independent problems.
 
 from __future__ import annotations
 
+import json
 import statistics
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from ponder.errors import ConfigError
+from ponder.evaluation.config import EvalConfig
 from ponder.evaluation.runner import STORE_FILE, load_config
 from ponder.evaluation.store import Difficulty, Row, Store
 from ponder.metrics import (
@@ -204,35 +207,39 @@ def analyze(folders: Sequence[str | Path], reference: str | None = None) -> Anal
     """Read run folders and compute a report's numbers.
 
     With several runs, a strategy that more than one of them holds is named
-    `RUN/strategy`. The compute-matched reference is `reference`, else majority
-    voting when present, else the first strategy.
+    `RUN/strategy`; the shards of one sweep (`--shard i/n`, their configurations
+    equal but for the shard) are read as one run. The compute-matched reference
+    is `reference`, else majority voting when present, else the first strategy.
     """
-    loaded: list[tuple[str, list[Row], Store]] = []
+    loaded: list[tuple[str, list[Row]]] = []
     configs: dict[str, dict[str, object]] = {}
     names = []
-    for folder in folders:
-        config = load_config(folder)
-        name = Path(folder).resolve().name
+    difficulty: dict[str, dict[str, Difficulty]] = {}
+    for group in _runs(folders):
+        name = _run_name(group)
         while name in configs:
             name += "'"
         names.append(name)
-        configs[name] = config.to_dict()
-        store = Store(Path(folder) / STORE_FILE)
-        loaded.append((name, list(store.rows()), store))
+        configs[name] = group[0][1].to_dict()
+        rows = []
+        for folder, _ in group:
+            store = Store(Path(folder) / STORE_FILE)
+            shard_rows = list(store.rows())
+            for task in dict.fromkeys(r.task for r in shard_rows):
+                difficulty.setdefault(task, {}).update(store.difficulty(task))
+            store.close()
+            rows += shard_rows
+        loaded.append((name, rows))
     seen: dict[str, set[str]] = defaultdict(set)
-    for name, rows, _ in loaded:
+    for name, rows in loaded:
         for row in rows:
             seen[row.strategy].add(name)
     all_rows: list[Row] = []
-    difficulty: dict[str, dict[str, Difficulty]] = {}
-    for name, rows, store in loaded:
+    for name, rows in loaded:
         for row in rows:
             if len(seen[row.strategy]) > 1:
                 row = _renamed(row, f"{name}/{row.strategy}")
             all_rows.append(row)
-        for task in dict.fromkeys(r.task for r in rows):
-            difficulty.setdefault(task, {}).update(store.difficulty(task))
-        store.close()
 
     summaries = summarize(all_rows)
     analysis = Analysis(runs=names, configs=configs, summaries=summaries, difficulty=difficulty)
@@ -280,6 +287,42 @@ def analyze(folders: Sequence[str | Path], reference: str | None = None) -> Anal
         reference = majority[0] if majority else (strategies[0] if strategies else "")
     analysis.ratios = compute_ratios(summaries, reference)
     return analysis
+
+
+def _runs(folders: Sequence[str | Path]) -> list[list[tuple[str | Path, EvalConfig]]]:
+    """The folders grouped into runs: each alone, but the shards of one sweep together."""
+    groups: dict[str, list[tuple[str | Path, EvalConfig]]] = {}
+    for index, folder in enumerate(folders):
+        config = load_config(folder)
+        if config.shard is None:
+            groups[f"run {index}"] = [(folder, config)]
+            continue
+        whole = {k: v for k, v in config.to_dict().items() if k not in ("shard", "batch")}
+        group = groups.setdefault(json.dumps(whole, sort_keys=True, default=str), [])
+        if any(other.shard == config.shard for _, other in group):
+            raise ConfigError(f"shard {config.shard} is given twice ({folder})")
+        group.append((folder, config))
+    for group in groups.values():
+        group.sort(key=lambda member: member[1].shard_of or (0, 0))
+    return list(groups.values())
+
+
+def _run_name(group: list[tuple[str | Path, EvalConfig]]) -> str:
+    """A run's name: its folder's, or what its shards' folder names share (and which they are,
+    when some are missing)."""
+    folders = [Path(folder).resolve().name for folder, _ in group]
+    first = group[0][1].shard_of
+    if first is None:
+        return folders[0]
+    shared = folders[0]  # the names' common prefix, character by character
+    for other in folders[1:]:
+        while not other.startswith(shared):
+            shared = shared[:-1]
+    shared = shared.rstrip("-_. ") or folders[0]
+    have = [config.shard_of[0] for _, config in group if config.shard_of is not None]
+    if len(have) < first[1]:
+        shared += f" (shards {', '.join(map(str, have))} of {first[1]})"
+    return shared
 
 
 def base_name(label: str) -> str:

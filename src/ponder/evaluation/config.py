@@ -6,12 +6,14 @@ meta table), so a run can be repeated or resumed from its folder alone.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ponder.errors import ConfigError
 from ponder.strategies.registry import parse_params, strategy_class
-from ponder.tasks import TASKS
+from ponder.tasks import TASKS, Problem
+from ponder.tasks.files import BUILDERS, FileFields, grading, is_data_file
 
 # Options that change how a run executes, not what it measures: a resumed run may differ in them.
 EXECUTION_ONLY = ("batch",)
@@ -46,8 +48,13 @@ class StrategySpec:
 class EvalConfig:
     """An evaluation sweep.
 
-    - `tasks`: task names ("arith", "math500", "gsm8k", "aime2024"); `data`: a
-      folder holding `<task>/<split>.jsonl` for the benchmarks (None: the Hub).
+    - `tasks`: task names ("arith", "math500", "gsm8k", "aime2024") or paths of
+      your own data files (.jsonl, .json, .csv, .parquet), read through
+      `question_field`, `answer_field` and `id_field`, graded by `grader`
+      (`ponder.tasks.files`); `task_files` holds each file's content hash
+      (filled in by the sweep). `data`: a folder holding `<task>/<split>.jsonl`
+      for the benchmarks (None: the Hub). `prompt_template` (with `{question}`)
+      replaces the template of every task but arith.
     - `model`: a model folder or an OpenAI-compatible URL (None: the embedded
       arith policy); `served_model` names it on a server; `model_config` is the
       served model's folder (its config and weights), read for FLOPs estimates.
@@ -59,6 +66,9 @@ class EvalConfig:
     - `difficulty_samples`: samples per problem for the difficulty bins (0: none).
     - `reuse`: draw the samples of `samples_once` strategies once, at the largest budget.
     - `batch`: problems solved together (their calls merged).
+    - `shard`: "i/n" runs only the i-th of n interleaved slices of every task's
+      problems (1 <= i <= n), for one job of an array; `ponder report` over the n
+      shards' folders reads them as one run.
     """
 
     tasks: tuple[str, ...]
@@ -80,14 +90,29 @@ class EvalConfig:
     difficulty_samples: int = 16
     reuse: bool = True
     batch: int = 16
+    question_field: str = "question"
+    answer_field: str = "answer"
+    id_field: str = "id"
+    grader: str = "math"
+    prompt_template: str | None = None
+    task_files: dict[str, str] = field(default_factory=dict)
+    shard: str | None = None
     models: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.tasks:
             raise ConfigError("give at least one task")
         for task in self.tasks:
-            if task not in TASKS:
-                raise ConfigError(f"unknown task {task!r}; known: {', '.join(TASKS)}")
+            if task not in TASKS and not is_data_file(task):
+                raise ConfigError(
+                    f"unknown task {task!r}; known: {', '.join(TASKS)}, "
+                    f"or a data file ({', '.join(BUILDERS)})"
+                )
+        grading(self.grader)  # a bad grader or pattern fails here, before any work
+        if self.shard is not None:
+            parse_shard(self.shard)
+        if self.prompt_template is not None and "{question}" not in self.prompt_template:
+            raise ConfigError("a prompt template needs a {question} field")
         if not self.strategies:
             raise ConfigError("give at least one strategy")
         labels = [s.label for s in self.strategies]
@@ -107,6 +132,23 @@ class EvalConfig:
             raise ConfigError(f"batch must be >= 1, got {self.batch}")
         if self.prompt_format not in ("auto", "chat", "raw"):
             raise ConfigError("prompt_format must be auto, chat or raw")
+
+    @property
+    def shard_of(self) -> tuple[int, int] | None:
+        """(i, n) of a shard "i/n", None for a whole run."""
+        return None if self.shard is None else parse_shard(self.shard)
+
+    def shard_problems(self, problems: Sequence[Problem]) -> tuple[Problem, ...]:
+        """This shard's problems of a task: every n-th, from the i-th (all for a whole run)."""
+        if (of := self.shard_of) is None:
+            return tuple(problems)
+        i, n = of
+        return tuple(problems[i - 1 :: n])
+
+    @property
+    def fields(self) -> FileFields:
+        """How data-file tasks are read and graded."""
+        return FileFields(self.question_field, self.answer_field, self.id_field, self.grader)
 
     @property
     def uses_verifier(self) -> bool:
@@ -147,6 +189,18 @@ class EvalConfig:
             and mine[k] != theirs[k]
             and not (k in EXTENSIBLE and all(v in theirs[k] for v in mine[k]))
         ]
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """(i, n) of a shard "i/n"."""
+    index, _, count = text.partition("/")
+    try:
+        i, n = int(index), int(count)
+    except ValueError:
+        i, n = 0, 0
+    if not 1 <= i <= n:
+        raise ConfigError(f"a shard is i/n with 1 <= i <= n (e.g. 2/8), not {text!r}")
+    return i, n
 
 
 def strategy_specs(names: list[str], pairs: dict[str, str]) -> tuple[StrategySpec, ...]:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import statistics
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ from ponder.identity import identify
 from ponder.strategies.registry import make_strategy, strategy_class
 from ponder.strategies.scoring import Sampling, agreement
 from ponder.tasks import MATH_CHAT, MATH_RAW, Problem, Task, load_task
+from ponder.tasks.files import fingerprint, is_data_file, load_file_task
 from ponder.types import Result
 from ponder.verifiers import Verifier, load_verifier
 
@@ -77,22 +78,15 @@ class Sweep:
     ) -> None:
         self.out = Path(out)
         self.progress = progress or Progress()
-        self.generator = generator or load_generator(
-            config.model, model=config.served_model, shape_from=config.model_config
-        )
-        self.verifier = verifier
-        if self.verifier is None and (config.prm is not None or config.uses_verifier):
-            if config.prm is None and config.model is not None:
-                raise ConfigError("the strategies need a verifier: give one (--verifier FOLDER)")
-            self.verifier = load_verifier(
-                config.prm,
-                kind=config.verifier_kind,  # type: ignore[arg-type]
-                format=config.prm_format,
-                model=config.served_prm,
-                shape_from=config.prm_config,
-            )
-        self.config = replace(config, models=self._describe_models(config))
-        self.tasks = {name: self._task(name) for name in config.tasks}
+        if generator is None:
+            generator, verifier = load_models(config)
+        self.generator, self.verifier = generator, verifier
+        files = {t: fingerprint(t) for t in config.tasks if is_data_file(t) and Path(t).is_file()}
+        self.config = replace(config, models=self._describe_models(config), task_files=files)
+        self.tasks = {}
+        for name in config.tasks:
+            task = self._task(name)
+            self.tasks[name] = replace(task, problems=config.shard_problems(task.problems))
         self.store = self._open_store()
 
     def _describe_models(self, config: EvalConfig) -> dict[str, Any]:
@@ -103,16 +97,20 @@ class Sweep:
         return models
 
     def _task(self, name: str) -> Task:
-        path = (
-            None if name == "arith" or self.config.data is None else Path(self.config.data) / name
-        )
-        task = load_task(name, path, split=self.config.split, limit=self.config.limit)
-        if name != "arith":
-            from ponder.solve import default_format
+        if name == "arith":
+            return load_task(name, split=self.config.split, limit=self.config.limit)
+        from ponder.solve import default_format
 
-            chosen = {"chat": MATH_CHAT, "raw": MATH_RAW}.get(self.config.prompt_format)
-            task = task.with_format(chosen or default_format(self.generator))
-        return task
+        if is_data_file(name):
+            task = load_file_task(name, self.config.fields, limit=self.config.limit)
+        else:
+            path = None if self.config.data is None else Path(self.config.data) / name
+            task = load_task(name, path, split=self.config.split, limit=self.config.limit)
+        chosen = {"chat": MATH_CHAT, "raw": MATH_RAW}.get(self.config.prompt_format)
+        prompt_format = chosen or default_format(self.generator)
+        if self.config.prompt_template is not None:
+            prompt_format = replace(prompt_format, template=self.config.prompt_template)
+        return task.with_format(prompt_format)
 
     def _open_store(self) -> Store:
         from ponder import __version__
@@ -161,18 +159,173 @@ class Sweep:
         if self.verifier is not None:
             await self.verifier.connect()
 
-    async def run(self) -> None:
+    def jobs(self) -> list[Job]:
+        """The work not stored yet, in order: per task, the difficulty pass, then each
+        strategy, seed and budget; `batch` problems a job."""
+        jobs: list[Job] = []
+        size = self.config.batch
+        for name, task in self.tasks.items():
+            if self.config.difficulty_samples:
+                known = self.store.difficulty(name)
+                todo = [p for p in task.problems if p.id not in known]
+                jobs += [Job(name, chunk) for chunk in _chunks(todo, size)]
+            for spec in self.config.strategies:
+                for seed in self.config.seeds:
+                    jobs += self._strategy_jobs(name, task, spec, seed)
+        return jobs
+
+    def _strategy_jobs(self, name: str, task: Task, spec: StrategySpec, seed: int) -> list[Job]:
+        budgets = tuple(sorted(self.config.budgets))
+        done = tuple(frozenset(self.store.done(name, spec.label, b, seed)) for b in budgets)
+        if self.config.reuse and strategy_class(spec.name).samples_once and len(budgets) > 1:
+            todo = [p for p in task.problems if any(p.id not in d for d in done)]
+            return [
+                Job(name, c, spec, seed, budgets, done) for c in _chunks(todo, self.config.batch)
+            ]
+        jobs = []
+        for budget, stored in zip(budgets, done, strict=True):
+            todo = [p for p in task.problems if p.id not in stored]
+            jobs += [Job(name, c, spec, seed, (budget,)) for c in _chunks(todo, self.config.batch)]
+        return jobs
+
+    def commit(self, done: Done) -> None:
+        """Store what a job finished, and count it."""
+        if done.difficulty is not None:
+            self.store.add_difficulty([done.difficulty])
+            self.progress.advance("difficulty", None, done.tokens)
+            return
+        self.store.add(list(done.rows))
+        for row, _ in done.rows:
+            self.progress.advance(row.strategy, row.correct, row.generated_tokens)
+
+    async def run(self, *, ray: str | None = None, actors: int | None = None) -> None:
+        """Do the work not stored yet: here, or on the Ray cluster at `ray` ("auto", an
+        address, or "local" for a cluster of this process's own), whose workers hand
+        back what they finish for this process alone to store."""
+        jobs = self.jobs()
+        if ray is not None:
+            from ponder.evaluation.distributed import run_on_ray
+
+            self.progress.start(self.remaining())
+            try:
+                await run_on_ray(self, jobs, ray, actors)
+            finally:
+                self.progress.stop()
+            return
         await self.connect()
+        solver = Solver(self.config, self.generator, self.verifier, self.tasks)
         self.progress.start(self.remaining())
         try:
-            for name, task in self.tasks.items():
-                if self.config.difficulty_samples:
-                    await self._difficulty(name, task)
-                for spec in self.config.strategies:
-                    for seed in self.config.seeds:
-                        await self._strategy(name, task, spec, seed)
+            for job in jobs:
+                await solver.run(job, self.commit)
         finally:
             self.progress.stop()
+
+
+def load_models(config: EvalConfig) -> tuple[Generator, Verifier | None]:
+    """The sweep's generator and, when its strategies or options need one, its verifier."""
+    generator = load_generator(
+        config.model, model=config.served_model, shape_from=config.model_config
+    )
+    if config.prm is None and not config.uses_verifier:
+        return generator, None
+    if config.prm is None and config.model is not None:
+        raise ConfigError("the strategies need a verifier: give one (--verifier FOLDER)")
+    verifier = load_verifier(
+        config.prm,
+        kind=config.verifier_kind,  # type: ignore[arg-type]
+        format=config.prm_format,
+        model=config.served_prm,
+        shape_from=config.prm_config,
+    )
+    return generator, verifier
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One chunk of a sweep's work: the difficulty pass (no `spec`) or one strategy and
+    seed over some problems, at one budget, or (sample reuse) at all `budgets` of the
+    run, `done` holding per budget the problems stored already."""
+
+    task: str
+    problems: Sequence[Problem]
+    spec: StrategySpec | None = None
+    seed: int = 0
+    budgets: tuple[int, ...] = ()
+    done: tuple[frozenset[str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Done:
+    """What a job finished, to be stored as one: a problem's difficulty estimate (and the
+    tokens it took), or a problem's result rows with their traces."""
+
+    difficulty: Difficulty | None = None
+    rows: tuple[tuple[Row, list[dict[str, Any]]], ...] = ()
+    tokens: int = 0
+
+
+class Solver:
+    """Does a sweep's jobs with its models, handing each finished piece to `emit`: the same
+    code in this process and in a Ray worker, so both give the same answers."""
+
+    def __init__(
+        self,
+        config: EvalConfig,
+        generator: Generator,
+        verifier: Verifier | None,
+        tasks: dict[str, Task],
+    ) -> None:
+        self.config, self.generator, self.verifier, self.tasks = config, generator, verifier, tasks
+
+    async def run(self, job: Job, emit: Callable[[Done], None]) -> None:
+        task = self.tasks[job.task]
+        if job.spec is None:
+            await self._difficulty(job, task, emit)
+        elif job.done:
+            await self._reused(job, task, job.spec, emit)
+        else:
+            await self._plain(job, task, job.spec, emit)
+
+    async def _plain(
+        self, job: Job, task: Task, spec: StrategySpec, emit: Callable[[Done], None]
+    ) -> None:
+        """One budget of a strategy; each problem's row is committed as it finishes."""
+        [budget] = job.budgets
+        strategy = make_strategy(
+            spec.name, self.generator, task, self.verifier, spec.params, seed=job.seed
+        )
+        problems = list(job.problems)
+
+        def store(index: int, result: Result) -> None:
+            problem = problems[index]
+            row = make_row(job.task, task, problem, spec.label, budget, job.seed, result)
+            emit(Done(rows=(row,)))
+
+        await strategy.arun_many(problems, budget, on_result=store)
+
+    async def _plain(
+        self, job: Job, task: Task, spec: StrategySpec, emit: Callable[[Done], None]
+    ) -> None:
+        """One budget of a strategy; each problem's row is committed as it finishes."""
+        [budget] = job.budgets
+        strategy = make_strategy(
+            spec.name, self.generator, task, self.verifier, spec.params, seed=job.seed
+        )
+        problems = list(job.problems)
+
+        def store(index: int, result: Result) -> None:
+            problem = problems[index]
+            row = make_row(job.task, task, problem, spec.label, budget, job.seed, result)
+            emit(Done(rows=(row,)))
+
+        await strategy.arun_many(problems, budget, on_result=store)
+
+    async def collect(self, job: Job) -> list[Done]:
+        """`run`, its pieces handed back together (a Ray worker's answer)."""
+        out: list[Done] = []
+        await self.run(job, out.append)
+        return out
 
     def _sampling_values(self) -> dict[str, str]:
         """The sampling parameters every strategy was given (for the difficulty pass)."""
@@ -184,16 +337,14 @@ class Sweep:
                     shared[key] = value
         return shared
 
-    async def _difficulty(self, name: str, task: Task) -> None:
-        """Oracle and predicted difficulty of each problem not yet estimated.
+    async def _difficulty(self, job: Job, task: Task, emit: Callable[[Done], None]) -> None:
+        """Oracle and predicted difficulty of each problem of the job.
 
         Oracle: the share of right answers among `difficulty_samples` samples.
         Predicted, without the gold answer: the verifier's mean outcome score over
         the same samples (Snell et al. 2024), or, with no verifier, the share of
         samples that agree with the most common answer.
         """
-        known = self.store.difficulty(name)
-        todo = [p for p in task.problems if p.id not in known]
         strategy_name = "best_of_n" if self.verifier is not None else "majority"
         strategy = make_strategy(
             strategy_name,
@@ -203,8 +354,10 @@ class Sweep:
             self._sampling_values(),
             seed=DIFFICULTY_SEED,
         )
+        problems = list(job.problems)
 
-        def store(problem: Problem, result: Result) -> None:
+        def store(index: int, result: Result) -> None:
+            problem = problems[index]
             right = sum(task.is_correct(c.answer, problem) for c in result.candidates)
             if self.verifier is not None:
                 scores = [c.scores.get("outcome", 0.0) for c in result.candidates]
@@ -212,82 +365,34 @@ class Sweep:
             else:
                 predicted = agreement(task, result.candidates)
                 source = "agreement"
-            self.store.add_difficulty(
-                [Difficulty(name, problem.id, len(result.candidates), right, predicted, source)]
+            estimate = Difficulty(
+                job.task, problem.id, len(result.candidates), right, predicted, source
             )
-            self.progress.advance("difficulty", None, result.cost.generated_tokens)
+            emit(Done(difficulty=estimate, tokens=result.cost.generated_tokens))
 
-        for chunk in _chunks(todo, self.config.batch):
-            await strategy.arun_many(
-                chunk,
-                self.config.difficulty_samples,
-                on_result=lambda i, r, chunk=chunk: store(chunk[i], r),
-            )
+        await strategy.arun_many(problems, self.config.difficulty_samples, on_result=store)
 
-    async def _strategy(self, name: str, task: Task, spec: StrategySpec, seed: int) -> None:
-        budgets = sorted(self.config.budgets)
-        done = {b: self.store.done(name, spec.label, b, seed) for b in budgets}
-        reuse = self.config.reuse and strategy_class(spec.name).samples_once and len(budgets) > 1
-        if reuse:
-            todo = [p for p in task.problems if any(p.id not in done[b] for b in budgets)]
-            for chunk in _chunks(todo, self.config.batch):
-                await self._reused_chunk(name, task, spec, seed, chunk, budgets, done)
-            return
-        strategy = make_strategy(
-            spec.name, self.generator, task, self.verifier, spec.params, seed=seed
-        )
-        for budget in budgets:
-            todo = [p for p in task.problems if p.id not in done[budget]]
-            for chunk in _chunks(todo, self.config.batch):
-                await strategy.arun_many(
-                    chunk,
-                    budget,
-                    on_result=self._storer(name, task, spec, seed, budget, chunk),
-                )
-
-    def _storer(
-        self,
-        name: str,
-        task: Task,
-        spec: StrategySpec,
-        seed: int,
-        budget: int,
-        chunk: list[Problem],
-    ) -> Callable[[int, Result], None]:
-        def store(index: int, result: Result) -> None:
-            row = make_row(name, task, chunk[index], spec.label, budget, seed, result)
-            self.store.add([row])
-            self.progress.advance(spec.label, row[0].correct, row[0].generated_tokens)
-
-        return store
-
-    async def _reused_chunk(
-        self,
-        name: str,
-        task: Task,
-        spec: StrategySpec,
-        seed: int,
-        chunk: list[Problem],
-        budgets: list[int],
-        done: dict[int, set[str]],
+    async def _reused(
+        self, job: Job, task: Task, spec: StrategySpec, emit: Callable[[Done], None]
     ) -> None:
         """Budgets of a `samples_once` strategy from one set of samples: the largest budget
         is run, the smaller ones replay prefixes of its samples. A problem's rows for all
         budgets are committed together."""
+        budgets, chunk = list(job.budgets), list(job.problems)
         largest = budgets[-1]
         recorder = Recorder(self.generator)
         cache = VerdictCache(self.verifier) if self.verifier is not None else None
-        full = make_strategy(spec.name, recorder, task, cache, spec.params, seed=seed)
+        full = make_strategy(spec.name, recorder, task, cache, spec.params, seed=job.seed)
         results: dict[int, list[Result]] = {largest: await full.arun_many(chunk, largest)}
         replayer = Replayer(self.generator, recorder.recorded)
-        again = make_strategy(spec.name, replayer, task, cache, spec.params, seed=seed)
+        again = make_strategy(spec.name, replayer, task, cache, spec.params, seed=job.seed)
         for budget in budgets[:-1]:
             results[budget] = await again.arun_many(chunk, budget)
         for index, problem in enumerate(chunk):
             source = results[largest][index]
             rows = []
-            for budget in budgets:
-                if problem.id in done[budget]:
+            for budget, stored in zip(budgets, job.done, strict=True):
+                if problem.id in stored:
                     continue
                 result = results[budget][index]
                 reused = budget != largest
@@ -297,10 +402,10 @@ class Sweep:
                         result,
                         cost=replace(result.cost, wall_seconds=source.cost.wall_seconds * share),
                     )
-                rows.append(make_row(name, task, problem, spec.label, budget, seed, result, reused))
-            self.store.add(rows)
-            for row, _ in rows:
-                self.progress.advance(spec.label, row.correct, row.generated_tokens)
+                rows.append(
+                    make_row(job.task, task, problem, spec.label, budget, job.seed, result, reused)
+                )
+            emit(Done(rows=tuple(rows)))
 
 
 def make_row(

@@ -181,4 +181,6 @@ class Task:
         return self.grader(answer, problem.answer)
 
     def with_format(self, prompt_format: PromptFormat) -> Task:
-        return replace(self, prompt_format=prompt_format)
+        """The task prompted by `prompt_format` (and split at its steps, if it fixes them)."""
+        separator = prompt_format.step_separator or self.step_separator
+        return replace(self, prompt_format=prompt_format, step_separator=separator)

@@ -64,10 +64,15 @@ def load_verifier(
         path = Path(format)
         chosen = PRMFormat.of_folder(path) if path.is_dir() else PRMFormat.of_file(path)
     if str(spec).startswith(("http://", "https://")):
+        from ponder.generators.replicas import ReplicatedVerifier, replica_urls
         from ponder.verifiers.openai_prm import OpenAIPRM
 
         if shape_from is not None:
             options["shape"] = ModelShape.of_folder(shape_from)
+        urls = replica_urls(str(spec))
+        if urls is not None:
+            members = [OpenAIPRM(u, model=model, format=chosen, **options) for u in urls]  # type: ignore[arg-type]
+            return ReplicatedVerifier(members, urls)
         return OpenAIPRM(str(spec), model=model, format=chosen, **options)  # type: ignore[arg-type]
     if model is not None or shape_from is not None:
         raise ConfigError("a served model name or config only applies to a PRM server URL")
