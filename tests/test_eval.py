@@ -8,7 +8,6 @@ import shutil
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +16,7 @@ import numpy as np
 import pytest
 
 from ponder.evaluation import Store, analyze
+from ponder.evaluation.distributed import LocalCluster
 
 # A small sweep of the embedded arith models: voting (sample reuse) and a PRM search.
 SWEEP = (
@@ -194,44 +194,10 @@ def test_shards_of_a_sweep_report_as_the_whole_run(ponder_cli, uninterrupted, tm
 
 
 @pytest.fixture(scope="module")
-def ray_cluster(tmp_path_factory) -> Iterator[tuple[str, subprocess.Popen]]:
-    """A real two-node Ray cluster on this machine: a head, and a second node in its own
-    process group (to be killed)."""
-    import socket
-
-    ray = str(Path(sys.executable).parent / "ray")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    address = f"127.0.0.1:{port}"
-    common = ["--node-ip-address=127.0.0.1", "--num-cpus=1", "--disable-usage-stats"]
-    log = (tmp_path_factory.mktemp("ray") / "node.log").open("wb")
-    node = None
-    # A cluster of this machine alone, for these tests: no tokens to hand between nodes.
-    before, os.environ["RAY_AUTH_MODE"] = os.environ.get("RAY_AUTH_MODE"), "disabled"
-    try:
-        head = [ray, "start", "--head", f"--port={port}", "--include-dashboard=false", *common]
-        subprocess.run(head, check=True, capture_output=True, timeout=180)
-        node = subprocess.Popen(
-            [ray, "start", f"--address={address}", "--block", *common],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-        count = [sys.executable, "-c", f"import ray; ray.init('{address}'); "
-                 "print(sum(n['Alive'] for n in ray.nodes()))"]  # fmt: skip
-        deadline = time.monotonic() + 180
-        while run(count).stdout.strip() != "2":
-            assert time.monotonic() < deadline, "the second Ray node did not join"
-            time.sleep(2)
-        yield address, node
-    finally:
-        if node is not None and node.poll() is None:
-            os.killpg(node.pid, signal.SIGKILL)
-        subprocess.run([ray, "stop", "--force"], capture_output=True, timeout=120)
-        log.close()
-        if before is None:
-            del os.environ["RAY_AUTH_MODE"]
-        else:
-            os.environ["RAY_AUTH_MODE"] = before
+def ray_cluster() -> Iterator[LocalCluster]:
+    """A real two-node Ray cluster on this machine, the second node killable."""
+    with LocalCluster(2) as cluster:
+        yield cluster
 
 
 def _solvers_under(root: int) -> int:
@@ -255,18 +221,17 @@ def _solvers_under(root: int) -> int:
 def test_a_sweep_on_ray_survives_a_killed_node_with_the_same_answers(
     ponder_cli, uninterrupted, ray_cluster, tmp_path
 ):
-    address, node = ray_cluster
     out = tmp_path / "on-ray"
     sweep = subprocess.Popen(
-        [*ponder_cli, "eval", *SWEEP, "--ray", address, "--out", str(out), "--json"],
+        [*ponder_cli, "eval", *SWEEP, "--ray", ray_cluster.address, "--out", str(out), "--json"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     deadline = time.monotonic() + 300
-    while not (out / "results.sqlite").exists() or not _solvers_under(node.pid):
+    while not (out / "results.sqlite").exists() or not _solvers_under(ray_cluster.members[0].pid):
         assert sweep.poll() is None, sweep.communicate()
         assert time.monotonic() < deadline, "no results from the Ray workers"
         time.sleep(0.5)
-    os.killpg(node.pid, signal.SIGKILL)  # the second node dies mid-sweep, with its worker
+    ray_cluster.kill()  # the second node dies mid-sweep, with its worker
     stdout, stderr = sweep.communicate(timeout=600)
     assert sweep.returncode == 0, stderr
     results, whole = stored(out), stored(uninterrupted)

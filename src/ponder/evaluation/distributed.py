@@ -15,14 +15,19 @@ nothing is stored twice (only the driver writes, once per job).
 Workers are pinned to the nodes in turn (one per node by default,
 `--ray-workers N` to choose; Ray's soft node affinity was seen to put them all
 on one node, hence pinning, and restarts by the driver). They ask for no CPU
-slots (a node's model server or local model is its real limit), and each keeps
-at most two jobs queued so that a fast worker is not left idle behind a slow one.
+slots (a node's model server or local model is its real limit), and each runs
+two jobs at once, so that it never waits for the driver between jobs.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ponder.errors import ConfigError
@@ -32,7 +37,7 @@ if TYPE_CHECKING:
     from ponder.evaluation.runner import Done, Job, Sweep
     from ponder.tasks import Task
 
-QUEUED_PER_WORKER = 2
+JOBS_PER_WORKER = 2
 
 
 class RaySolver:
@@ -105,7 +110,7 @@ async def run_on_ray(sweep: Sweep, jobs: list[Job], address: str, workers: int |
             ray.remote(RaySolver)
             .options(
                 num_cpus=0,
-                max_concurrency=QUEUED_PER_WORKER,
+                max_concurrency=JOBS_PER_WORKER,
                 scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False),
             )
             .remote(config, tasks, threads)
@@ -140,7 +145,7 @@ async def run_on_ray(sweep: Sweep, jobs: list[Job], address: str, workers: int |
             running[future] = (worker, job)
 
     for worker in pool:
-        for _ in range(QUEUED_PER_WORKER):
+        for _ in range(JOBS_PER_WORKER):
             hand_out(worker)
     try:
         while running:
@@ -170,3 +175,79 @@ async def run_on_ray(sweep: Sweep, jobs: list[Job], address: str, workers: int |
 def _alive(ray: Any) -> dict[str, dict[str, Any]]:
     """The cluster's alive nodes, by id."""
     return {n["NodeID"]: n for n in ray.nodes() if n.get("Alive")}
+
+
+class LocalCluster:
+    """A Ray cluster of `nodes` nodes on this machine (a head, and nodes that join it, each
+    in its own process group so that one can be killed), for trying `--ray` and for tests.
+
+        with LocalCluster(2) as cluster:
+            ponder eval ... --ray cluster.address
+    """
+
+    def __init__(self, nodes: int = 2, cpus_per_node: int = 1, timeout_s: float = 180) -> None:
+        self.nodes, self.cpus, self.timeout_s = nodes, cpus_per_node, timeout_s
+        self.address = ""
+        self.members: list[subprocess.Popen[bytes]] = []
+        self._ray = str(Path(sys.executable).parent / "ray")
+        self._auth = os.environ.get("RAY_AUTH_MODE")
+
+    def __enter__(self) -> LocalCluster:
+        import socket
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        self.address = f"127.0.0.1:{port}"
+        # One machine's cluster: no tokens to hand between nodes.
+        os.environ["RAY_AUTH_MODE"] = "disabled"
+        common = ["--node-ip-address=127.0.0.1", f"--num-cpus={self.cpus}", "--disable-usage-stats"]
+        try:
+            head = [self._ray, "start", "--head", f"--port={port}", "--include-dashboard=false"]
+            subprocess.run(
+                [*head, *common], check=True, capture_output=True, timeout=self.timeout_s
+            )
+            for _ in range(self.nodes - 1):
+                self.members.append(
+                    subprocess.Popen(
+                        [self._ray, "start", f"--address={self.address}", "--block", *common],
+                        stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL,
+                        start_new_session=True,
+                    )
+                )
+            self._wait_for(self.nodes)
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def _wait_for(self, count: int) -> None:
+        probe = (
+            f"import ray; ray.init({self.address!r}, log_to_driver=False); "
+            "print(sum(n['Alive'] for n in ray.nodes()))"
+        )
+        deadline = time.monotonic() + self.timeout_s
+        while True:
+            done = subprocess.run(
+                [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120
+            )
+            if done.stdout.strip() == str(count):
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the local Ray cluster did not reach {count} nodes")
+            time.sleep(2)
+
+    def kill(self, member: int = 0) -> None:
+        """Kill a joined node (not the head) and every process it started."""
+        os.killpg(self.members[member].pid, signal.SIGKILL)
+
+    def __exit__(self, *exc: object) -> None:
+        for member in self.members:
+            if member.poll() is None:
+                os.killpg(member.pid, signal.SIGKILL)
+        subprocess.run([self._ray, "stop", "--force"], capture_output=True, timeout=120)
+        if self._auth is None:
+            os.environ.pop("RAY_AUTH_MODE", None)
+        else:
+            os.environ["RAY_AUTH_MODE"] = self._auth
