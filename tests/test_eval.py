@@ -242,6 +242,10 @@ def test_a_sweep_on_ray_survives_a_killed_node_with_the_same_answers(
     report = run(ponder_cli, "report", str(uninterrupted), "--json")
     assert stdout.lstrip().startswith("["), stdout
     assert json.loads(stdout) == json.loads(report.stdout)
+    # Resumed on the cluster left with one node: nothing to do, nothing changed.
+    again = run(ponder_cli, "eval", *SWEEP, "--ray", ray_cluster.address, "--out", str(out))
+    assert again.returncode == 0, again.stderr
+    assert stored(out) == results
 
 
 def _chromium() -> str:

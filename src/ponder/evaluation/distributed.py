@@ -27,24 +27,25 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ponder.errors import ConfigError
+from ponder.errors import BackendError, ConfigError
 from ponder.evaluation.config import EvalConfig
+from ponder.evaluation.jobs import Done, Job, Solver, load_models
 
 if TYPE_CHECKING:
-    from ponder.evaluation.runner import Done, Job, Sweep
     from ponder.tasks import Task
 
 JOBS_PER_WORKER = 2
+MAX_REPLACED = 3  # workers started in place of lost ones, per worker, before the sweep stops
 
 
 class RaySolver:
     """A Ray worker: the sweep's models, loaded on its node, and a `Solver` over them."""
 
     def __init__(self, config: dict[str, Any], tasks: dict[str, Task], threads: int) -> None:
-        from ponder.evaluation.runner import Solver, load_models
 
         os.environ.setdefault("OMP_NUM_THREADS", str(threads))
         try:
@@ -91,8 +92,15 @@ def connect(address: str) -> Any:
     return ray
 
 
-async def run_on_ray(sweep: Sweep, jobs: list[Job], address: str, workers: int | None) -> None:
-    """Run `jobs` on the cluster, committing each one's results as it comes back."""
+async def run_on_ray(
+    jobs: list[Job],
+    sweep: EvalConfig,
+    tasks: dict[str, Task],
+    commit: Callable[[Done], None],
+    address: str,
+    workers: int | None,
+) -> None:
+    """Run a sweep's `jobs` on the cluster, `commit`ting what each finished as it comes back."""
     if not jobs:
         return
     ray = connect(address)
@@ -100,7 +108,7 @@ async def run_on_ray(sweep: Sweep, jobs: list[Job], address: str, workers: int |
     count = min(workers or len(alive), len(jobs))
     cpus = sum(int(n.get("Resources", {}).get("CPU", 1)) for n in alive.values())
     threads = max(1, cpus // count)
-    config, tasks = sweep.config.to_dict(), sweep.tasks
+    config = sweep.to_dict()
     placed: dict[Any, str] = {}  # worker -> its node
 
     def start(node: str) -> Any:
@@ -154,22 +162,36 @@ async def run_on_ray(sweep: Sweep, jobs: list[Job], address: str, workers: int |
                 worker, job = running.pop(future)
                 try:
                     pieces = future.result()
-                except lost:  # its node (or process) died: the job runs again on another
+                except lost as exc:  # its node (or process) died: the job runs again elsewhere
+                    if getattr(exc, "actor_init_failed", False):  # it could not load its models
+                        message = f"a Ray worker could not start: {_last_line(exc)}"
+                        raise BackendError(message) from None
                     waiting.append(job)
                     if worker not in replacement:
+                        if len(replacement) >= MAX_REPLACED * count:
+                            raise BackendError(
+                                f"Ray workers died {len(replacement)} times; the last: "
+                                f"{_last_line(exc)}"
+                            ) from None
                         replacement[worker] = replace_lost(worker)
                     hand_out(replacement[worker])
                     continue
                 except ray.exceptions.RayTaskError as exc:  # the job's own error, as raised
                     raise exc.cause from None
                 for done in pieces:
-                    sweep.commit(done)
+                    commit(done)
                 hand_out(worker)
     finally:
         for future in running:
             future.cancel()
         for worker in placed:
             ray.kill(worker)
+
+
+def _last_line(exc: BaseException) -> str:
+    """What a Ray error says in its last line (the worker's own exception, after a traceback)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[-1] if lines else type(exc).__name__
 
 
 def _alive(ray: Any) -> dict[str, dict[str, Any]]:
