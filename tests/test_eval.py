@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from ponder.evaluation import Store, analyze
+from ponder.evaluation.analysis import summarize
 from ponder.evaluation.distributed import LocalCluster
 
 # A small sweep of the embedded arith models: voting (sample reuse) and a PRM search.
@@ -153,6 +154,10 @@ def test_summary_json_and_statistics(ponder_cli, uninterrupted):
         assert row["generated_tokens_mean"] == pytest.approx(np.mean([v[2] for v in mine]))
         assert row["flops_mean"] > 0
     analysis = analyze([uninterrupted])
+    with Store(uninterrupted / "results.sqlite") as store:
+        rows = list(store.rows())
+    # The order rows were stored in (a Ray sweep's, as its workers finish) changes nothing.
+    assert summarize(rows[::-1]) == summarize(rows) == analysis.summaries
     assert {b for b, _ in analysis.bins["oracle"]} <= {1, 2, 3, 4, 5}
     assert len(analysis.bins["oracle"]) > 4
     sources = {c.source for c in analysis.coverage}

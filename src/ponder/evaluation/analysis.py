@@ -113,7 +113,9 @@ def summarize(rows: Iterable[Row], *, seed: int = 0) -> list[Summary]:
         per_problem: dict[str, list[float]] = defaultdict(list)
         for row in members:
             per_problem[row.problem].append(float(row.correct))
-        accuracies = [statistics.fmean(v) for v in per_problem.values()]
+        # By problem id, not the order rows were stored in (a Ray sweep stores them as its
+        # workers finish): the seeded bootstrap then repeats whatever that order was.
+        accuracies = [statistics.fmean(per_problem[p]) for p in sorted(per_problem)]
         low, high = bootstrap_ci(accuracies, seed=seed)
         out.append(
             Summary(

@@ -46,7 +46,6 @@ class RaySolver:
     """A Ray worker: the sweep's models, loaded on its node, and a `Solver` over them."""
 
     def __init__(self, config: dict[str, Any], tasks: dict[str, Task], threads: int) -> None:
-
         os.environ.setdefault("OMP_NUM_THREADS", str(threads))
         try:
             import torch

@@ -31,21 +31,26 @@ DIFFICULTY_SEED = 7_919
 
 def load_models(config: EvalConfig) -> tuple[Generator, Verifier | None]:
     """The sweep's generator and, when its strategies or options need one, its verifier."""
-    generator = load_generator(
-        config.model, model=config.served_model, shape_from=config.model_config
-    )
+    return sweep_generator(config), sweep_verifier(config)
+
+
+def sweep_generator(config: EvalConfig) -> Generator:
+    return load_generator(config.model, model=config.served_model, shape_from=config.model_config)
+
+
+def sweep_verifier(config: EvalConfig) -> Verifier | None:
+    """The verifier the sweep names, or its strategies need (None when neither)."""
     if config.prm is None and not config.uses_verifier:
-        return generator, None
+        return None
     if config.prm is None and config.model is not None:
         raise ConfigError("the strategies need a verifier: give one (--verifier FOLDER)")
-    verifier = load_verifier(
+    return load_verifier(
         config.prm,
         kind=config.verifier_kind,  # type: ignore[arg-type]
         format=config.prm_format,
         model=config.served_prm,
         shape_from=config.prm_config,
     )
-    return generator, verifier
 
 
 @dataclass(frozen=True, slots=True)

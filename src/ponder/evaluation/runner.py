@@ -25,7 +25,7 @@ from typing import Any
 
 from ponder.errors import ConfigError
 from ponder.evaluation.config import EvalConfig, StrategySpec
-from ponder.evaluation.jobs import Done, Job, Solver, load_models
+from ponder.evaluation.jobs import Done, Job, Solver, sweep_generator, sweep_verifier
 from ponder.evaluation.store import Store
 from ponder.generators import Generator
 from ponder.identity import identify
@@ -73,9 +73,8 @@ class Sweep:
     ) -> None:
         self.out = Path(out)
         self.progress = progress or Progress()
-        if generator is None:
-            generator, verifier = load_models(config)
-        self.generator, self.verifier = generator, verifier
+        self.generator = generator or sweep_generator(config)
+        self.verifier = verifier if verifier is not None else sweep_verifier(config)
         files = {t: fingerprint(t) for t in config.tasks if is_data_file(t) and Path(t).is_file()}
         self.config = replace(config, models=self._describe_models(config), task_files=files)
         self.tasks = {}
