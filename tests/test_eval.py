@@ -292,6 +292,27 @@ def test_report_renders_in_a_browser_with_its_plots(ponder_cli, uninterrupted, t
         assert close.sum() > 500, colour
 
 
+def test_the_report_shows_the_compute_optimal_policy_it_ran(ponder_cli, tmp_path):
+    from ponder.policy import Policy
+    from ponder.strategies.compute_optimal import embedded_policy_file
+
+    out = tmp_path / "optimal"
+    args = ("--task", "arith", "--limit", "2", "--strategies", "compute_optimal,majority",
+            "--budgets", "4", "--difficulty-samples", "0", "--param", "max_tokens=160",
+            "--no-progress")  # fmt: skip
+    assert run(ponder_cli, "eval", *args, "--out", str(out)).returncode == 0
+    analysis = analyze([out])
+    assert list(analysis.policies) == [str(embedded_policy_file())]
+    report = run(ponder_cli, "report", str(out), "--out", str(tmp_path / "report.html"))
+    assert report.returncode == 0, report.stderr
+    page = (tmp_path / "report.html").read_text()
+    assert "<h2>Compute-optimal policy</h2>" in page
+    policy = Policy.load(embedded_policy_file())
+    for budget, entries in policy.table.items():
+        assert f"<td>{budget}</td>" in page
+        assert all(f"{e.configuration}" in page for e in entries)
+
+
 def test_bad_input_is_a_clear_error(ponder_cli, tmp_path):
     cases = [
         (["--task", "nosuch"], "unknown task"),

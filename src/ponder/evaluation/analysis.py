@@ -13,8 +13,9 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
-from ponder.errors import ConfigError
+from ponder.errors import ConfigError, PonderError
 from ponder.evaluation.config import EvalConfig
 from ponder.evaluation.runner import STORE_FILE, load_config
 from ponder.evaluation.store import Difficulty, Row, Store
@@ -26,6 +27,7 @@ from ponder.metrics import (
     fit_coverage_law,
     quantile_bins,
 )
+from ponder.policy import Policy
 from ponder.strategies.registry import strategy_class
 
 BINS = 5
@@ -101,6 +103,28 @@ class Analysis:
     coverage: list[Coverage] = field(default_factory=list)
     ratios: list[Ratio] = field(default_factory=list)
     difficulty: dict[str, dict[str, Difficulty]] = field(default_factory=dict)
+    # The compute-optimal policies the runs' `compute_optimal` strategies read, by file.
+    policies: dict[str, Policy] = field(default_factory=dict)
+
+
+def policies_of(configs: Iterable[dict[str, Any]]) -> dict[str, Policy]:
+    """The policy files of the runs' `compute_optimal` strategies (the shipped one when a
+    strategy names none), read; a file that is gone or unreadable is left out."""
+    from ponder.strategies.compute_optimal import embedded_policy_file
+
+    found: dict[str, Policy] = {}
+    for config in configs:
+        for spec in config.get("strategies", []):
+            if spec.get("name") != "compute_optimal":
+                continue
+            file = str(spec.get("params", {}).get("policy") or embedded_policy_file())
+            if file in found:
+                continue
+            try:
+                found[file] = Policy.load(file)
+            except PonderError:
+                continue
+    return found
 
 
 def summarize(rows: Iterable[Row], *, seed: int = 0) -> list[Summary]:
@@ -244,7 +268,13 @@ def analyze(folders: Sequence[str | Path], reference: str | None = None) -> Anal
             all_rows.append(row)
 
     summaries = summarize(all_rows)
-    analysis = Analysis(runs=names, configs=configs, summaries=summaries, difficulty=difficulty)
+    analysis = Analysis(
+        runs=names,
+        configs=configs,
+        summaries=summaries,
+        difficulty=difficulty,
+        policies=policies_of(configs.values()),
+    )
     for kind in ("oracle", "predicted"):
         binned: list[tuple[int, Summary]] = []
         for task, known in difficulty.items():

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from ponder.errors import ConfigError
 from ponder.evaluation.analysis import BINS, Analysis, Summary
+from ponder.policy import Policy
 
 # Enough distinct colours and markers that up to 14 strategies stay apart.
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2",
@@ -168,6 +169,19 @@ def ratio_table(analysis: Analysis) -> list[list[str]]:
     return rows
 
 
+def policy_table(policy: Policy) -> list[list[str]]:
+    """A policy's choice per (budget, bin): configuration, spend, estimate ± stderr."""
+    rows = [["N", *(f"bin {b}" for b in range(1, policy.bins + 1))]]
+    for budget, entries in sorted(policy.table.items()):
+        cells = []
+        for entry in entries:
+            spend = "" if entry.budget in (None, budget) else f" (spends {entry.budget})"
+            error = "" if entry.stderr is None else f" ± {entry.stderr:.2f}"
+            cells.append(f"{entry.configuration}{spend}: {entry.accuracy:.2f}{error}")
+        rows.append([str(budget), *cells])
+    return rows
+
+
 def _html_table(rows: list[list[str]]) -> str:
     head = "".join(f"<th>{html.escape(c)}</th>" for c in rows[0])
     body = "".join(
@@ -254,6 +268,15 @@ def _page(analysis: Analysis, figures: list[tuple[str, str, bytes]]) -> str:
             "(interpolated on its curve, linear in log tokens), divided by the strategy's own. "
             "Above 1: the strategy is that many times cheaper.</p>"
             + _html_table(ratio_table(analysis))
+        )
+    for file, policy in analysis.policies.items():
+        parts.append(
+            f"<h2>Compute-optimal policy</h2><p class='note'>{html.escape(file)}: the "
+            f"configuration <code>compute_optimal</code> runs for each budget N and bin of the "
+            f"difficulty its {policy.pilot}-sample pilot predicts ({html.escape(policy.reading)} "
+            "reading; bin 1 easiest), with its estimated accuracy ± standard error on the "
+            "calibration problems. Its accuracy against each fixed strategy's, at equal budget "
+            "and at equal FLOPs, is in the plots above.</p>" + _html_table(policy_table(policy))
         )
     if analysis.coverage:
         rows = [["task", "samples from", "k max", "coverage at k max", "a", "b", "R²"]]
