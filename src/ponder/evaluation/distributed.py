@@ -60,9 +60,7 @@ class RaySolver:
 
     async def run(self, job: Job) -> list[Done]:
         if not self.connected:
-            await self.solver.generator.connect()
-            if self.solver.verifier is not None:
-                await self.solver.verifier.connect()
+            await self.solver.connect()
             self.connected = True
         return await self.solver.collect(job)
 

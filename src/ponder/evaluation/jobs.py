@@ -90,6 +90,12 @@ class Solver:
     ) -> None:
         self.config, self.generator, self.verifier, self.tasks = config, generator, verifier, tasks
 
+    async def connect(self) -> None:
+        """Check that model servers answer (local models need nothing)."""
+        await self.generator.connect()
+        if self.verifier is not None:
+            await self.verifier.connect()
+
     async def run(self, job: Job, emit: Callable[[Done], None]) -> None:
         task = self.tasks[job.task]
         if job.spec is None:
@@ -98,23 +104,6 @@ class Solver:
             await self._reused(job, task, job.spec, emit)
         else:
             await self._plain(job, task, job.spec, emit)
-
-    async def _plain(
-        self, job: Job, task: Task, spec: StrategySpec, emit: Callable[[Done], None]
-    ) -> None:
-        """One budget of a strategy; each problem's row is committed as it finishes."""
-        [budget] = job.budgets
-        strategy = make_strategy(
-            spec.name, self.generator, task, self.verifier, spec.params, seed=job.seed
-        )
-        problems = list(job.problems)
-
-        def store(index: int, result: Result) -> None:
-            problem = problems[index]
-            row = make_row(job.task, task, problem, spec.label, budget, job.seed, result)
-            emit(Done(rows=(row,)))
-
-        await strategy.arun_many(problems, budget, on_result=store)
 
     async def _plain(
         self, job: Job, task: Task, spec: StrategySpec, emit: Callable[[Done], None]

@@ -147,12 +147,6 @@ class Sweep:
                         total += len(ids - self.store.done(name, spec.label, budget, seed))
         return total
 
-    async def connect(self) -> None:
-        """Check that model servers answer (local models need nothing)."""
-        await self.generator.connect()
-        if self.verifier is not None:
-            await self.verifier.connect()
-
     def jobs(self) -> list[Job]:
         """The work not stored yet, in order: per task, the difficulty pass, then each
         strategy, seed and budget; `batch` problems a job."""
@@ -197,21 +191,18 @@ class Sweep:
         address, or "local" for a cluster of this process's own), whose workers hand
         back what they finish for this process alone to store."""
         jobs = self.jobs()
-        if ray is not None:
-            from ponder.evaluation.distributed import run_on_ray
-
-            self.progress.start(self.remaining())
-            try:
-                await run_on_ray(jobs, self.config, self.tasks, self.commit, ray, actors)
-            finally:
-                self.progress.stop()
-            return
-        await self.connect()
         solver = Solver(self.config, self.generator, self.verifier, self.tasks)
+        if ray is None:
+            await solver.connect()  # on Ray, each worker checks its own
         self.progress.start(self.remaining())
         try:
-            for job in jobs:
-                await solver.run(job, self.commit)
+            if ray is not None:
+                from ponder.evaluation.distributed import run_on_ray
+
+                await run_on_ray(jobs, self.config, self.tasks, self.commit, ray, actors)
+            else:
+                for job in jobs:
+                    await solver.run(job, self.commit)
         finally:
             self.progress.stop()
 

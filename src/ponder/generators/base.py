@@ -95,6 +95,17 @@ def prompt_seed(prompt: Prompt, call_seed: int, index: int) -> int:
     return prompt.seed if prompt.seed is not None else derive_seed(call_seed, index)
 
 
+def seeded_prompts(prompts: Sequence[Prompt], call_seed: int | None) -> list[Prompt]:
+    """Each prompt carrying the seed its place in a call seeded `call_seed` gives it
+    (`prompt_seed`), so that it samples the same sent alone or in another call."""
+    if call_seed is None:
+        return list(prompts)
+    return [
+        p if p.seed is not None else p.seeded(derive_seed(call_seed, i))
+        for i, p in enumerate(prompts)
+    ]
+
+
 @runtime_checkable
 class Generator(Protocol):
     """An LLM backend. Implementations: `TransformersGenerator`, `OpenAIGenerator`."""

@@ -186,22 +186,7 @@ class OpenAIGenerator:
         usage = None
         async with self._slots:
             try:
-                if prompt.messages is None:
-                    response = await self._client.completions.create(
-                        prompt=(prompt.text or "") + prompt.continuation,
-                        logprobs=(params.logprobs or 0) if want_tokens else None,
-                        extra_body=params.extra_body() or None,
-                        **common,
-                    )
-                else:
-                    messages, extra = self._chat_messages(prompt, params)
-                    response = await self._client.chat.completions.create(
-                        messages=messages,  # type: ignore[arg-type]
-                        logprobs=want_tokens or None,
-                        top_logprobs=params.logprobs if params.logprobs else None,
-                        extra_body=extra or None,
-                        **common,
-                    )
+                response = await self._create(prompt, params, common, want_tokens)
                 async for chunk in response:
                     usage = chunk.usage or usage
                     for choice in chunk.choices:
@@ -223,11 +208,7 @@ class OpenAIGenerator:
             except self._openai.APIError as exc:
                 raise self._failed(prompt, exc, "seed" in common) from exc
         completions = [s.completion(want_tokens) for s in samples if s.finish or s.pieces]
-        if len(completions) == 1 and usage is not None:
-            completions = [_with_tokens(completions[0], usage.completion_tokens)]
-        if params.logprobs is None:
-            completions = [_without_logprobs(c) for c in completions]
-        return Generation(tuple(completions), usage.prompt_tokens if usage is not None else 0)
+        return _generation(completions, usage, params)
 
     async def _generate_one(self, prompt: Prompt, params: SamplingParams, index: int) -> Generation:
         # Per-sample token counts come from the sampled tokens' log-probabilities when a
@@ -236,36 +217,30 @@ class OpenAIGenerator:
         common = self._common(prompt, params, index)
         async with self._slots:
             try:
-                if prompt.messages is None:
-                    response = await self._client.completions.create(
-                        prompt=(prompt.text or "") + prompt.continuation,
-                        logprobs=(params.logprobs or 0) if want_tokens else None,
-                        extra_body=params.extra_body() or None,
-                        **common,
-                    )
-                    completions = [_from_text_choice(c) for c in response.choices]
-                else:
-                    messages, extra = self._chat_messages(prompt, params)
-                    response = await self._client.chat.completions.create(
-                        messages=messages,  # type: ignore[arg-type]
-                        logprobs=want_tokens or None,
-                        top_logprobs=params.logprobs if params.logprobs else None,
-                        extra_body=extra or None,
-                        **common,
-                    )
-                    completions = [_from_chat_choice(c) for c in response.choices]
+                response = await self._create(prompt, params, common, want_tokens)
             except self._openai.APIError as exc:
                 raise self._failed(prompt, exc, "seed" in common) from exc
-        usage = response.usage
-        if len(completions) == 1 and usage is not None:
-            # A single sample's exact count is the server's own total.
-            only = completions[0]
-            completions = [_with_tokens(only, usage.completion_tokens)]
-        if params.logprobs is None:
-            completions = [_without_logprobs(c) for c in completions]
-        return Generation(
-            completions=tuple(completions),
-            prompt_tokens=usage.prompt_tokens if usage is not None else 0,
+        read = _from_text_choice if prompt.messages is None else _from_chat_choice
+        return _generation([read(c) for c in response.choices], response.usage, params)
+
+    async def _create(
+        self, prompt: Prompt, params: SamplingParams, common: dict[str, Any], want_tokens: bool
+    ) -> Any:
+        """The request for `prompt`: a text completion, or a chat one for messages."""
+        if prompt.messages is None:
+            return await self._client.completions.create(
+                prompt=(prompt.text or "") + prompt.continuation,
+                logprobs=(params.logprobs or 0) if want_tokens else None,
+                extra_body=params.extra_body() or None,
+                **common,
+            )
+        messages, extra = self._chat_messages(prompt, params)
+        return await self._client.chat.completions.create(
+            messages=messages,  # type: ignore[arg-type]
+            logprobs=want_tokens or None,
+            top_logprobs=params.logprobs if params.logprobs else None,
+            extra_body=extra or None,
+            **common,
         )
 
     async def aclose(self) -> None:
@@ -371,6 +346,16 @@ def _from_chat_choice(choice: Any) -> Completion:
         stop_string=stop_string,
         logprobs=logprobs,
     )
+
+
+def _generation(completions: list[Completion], usage: Any, params: SamplingParams) -> Generation:
+    """A request's samples as a generation: a single sample's exact count is the server's own
+    total; log-probabilities kept only when asked for (else they only counted tokens)."""
+    if len(completions) == 1 and usage is not None:
+        completions = [_with_tokens(completions[0], usage.completion_tokens)]
+    if params.logprobs is None:
+        completions = [_without_logprobs(c) for c in completions]
+    return Generation(tuple(completions), usage.prompt_tokens if usage is not None else 0)
 
 
 def _with_tokens(completion: Completion, num_tokens: int) -> Completion:

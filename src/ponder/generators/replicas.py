@@ -25,7 +25,7 @@ from typing import Generic, TypeVar
 
 from ponder.budget.flops import ModelShape
 from ponder.errors import BackendError, ConfigError, ModelLoadError
-from ponder.generators.base import Generator, SamplingParams, derive_seed
+from ponder.generators.base import Generator, SamplingParams, seeded_prompts
 from ponder.types import Generation, Prompt
 from ponder.verifiers.base import Solution, Verdict, Verifier
 
@@ -137,13 +137,14 @@ class Pool(Generic[Member]):
         await asyncio.gather(*(r.member.aclose() for r in self.replicas))
 
 
-class ReplicatedGenerator:
-    """A `Generator` over replicas of one served model, each prompt to one replica."""
+class _Replicated(Generic[Member]):
+    """What a replicated generator and verifier share: the pool, and the first replica's
+    name and shape (they serve one model)."""
 
     def __init__(
-        self, members: Sequence[Generator], urls: Sequence[str], cooldown_s: float = COOLDOWN_S
+        self, members: Sequence[Member], urls: Sequence[str], cooldown_s: float = COOLDOWN_S
     ) -> None:
-        self.pool: Pool[Generator] = Pool(members, urls, cooldown_s)
+        self.pool: Pool[Member] = Pool(members, urls, cooldown_s)
         self._first = members[0]
 
     @property
@@ -161,11 +162,18 @@ class ReplicatedGenerator:
     async def connect(self) -> str:
         return await self.pool.connect()
 
+    async def aclose(self) -> None:
+        await self.pool.aclose()
+
+
+class ReplicatedGenerator(_Replicated[Generator]):
+    """A `Generator` over replicas of one served model, each prompt to one replica."""
+
     async def count_prompt_tokens(self, prompts: Sequence[Prompt]) -> list[int]:
         return await self.pool.call(lambda g: g.count_prompt_tokens(prompts))
 
     async def generate(self, prompts: Sequence[Prompt], params: SamplingParams) -> list[Generation]:
-        seeded = _seeded(prompts, params)
+        seeded = seeded_prompts(prompts, params.seed)
         return list(
             await asyncio.gather(
                 *(self.pool.call(lambda g, p=p: _one(g.generate([p], params))) for p in seeded)
@@ -178,7 +186,7 @@ class ReplicatedGenerator:
         params: SamplingParams,
         on_text: Callable[[int, str], None],
     ) -> list[Generation]:
-        seeded = _seeded(prompts, params)
+        seeded = seeded_prompts(prompts, params.seed)
 
         async def one(i: int, prompt: Prompt) -> Generation:
             handed = False
@@ -200,33 +208,9 @@ class ReplicatedGenerator:
 
         return list(await asyncio.gather(*(one(i, p) for i, p in enumerate(seeded))))
 
-    async def aclose(self) -> None:
-        await self.pool.aclose()
 
-
-class ReplicatedVerifier:
+class ReplicatedVerifier(_Replicated[Verifier]):
     """A `Verifier` over replicas of one served model, each solution to one replica."""
-
-    def __init__(
-        self, members: Sequence[Verifier], urls: Sequence[str], cooldown_s: float = COOLDOWN_S
-    ) -> None:
-        self.pool: Pool[Verifier] = Pool(members, urls, cooldown_s)
-        self._first = members[0]
-
-    @property
-    def name(self) -> str:
-        return self._first.name
-
-    @property
-    def shape(self) -> ModelShape | None:
-        return self._first.shape
-
-    @property
-    def folder(self) -> Path | None:
-        return None
-
-    async def connect(self) -> str:
-        return await self.pool.connect()
 
     async def score(self, solutions: Sequence[Solution]) -> list[Verdict]:
         return list(
@@ -237,19 +221,6 @@ class ReplicatedVerifier:
 
     async def count_tokens(self, solutions: Sequence[Solution]) -> list[int]:
         return await self.pool.call(lambda v: v.count_tokens(solutions))
-
-    async def aclose(self) -> None:
-        await self.pool.aclose()
-
-
-def _seeded(prompts: Sequence[Prompt], params: SamplingParams) -> list[Prompt]:
-    """Each prompt with the seed its place in one call gives it (`prompt_seed`)."""
-    if params.seed is None:
-        return list(prompts)
-    return [
-        p if p.seed is not None else p.seeded(derive_seed(params.seed, i))
-        for i, p in enumerate(prompts)
-    ]
 
 
 async def _one(call: Awaitable[list[Out]]) -> Out:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Generic, TypeVar
 
 from ponder.budget.flops import ModelShape
-from ponder.generators.base import Generator, GeneratorWrapper, SamplingParams, derive_seed
+from ponder.generators.base import Generator, GeneratorWrapper, SamplingParams, seeded_prompts
 from ponder.types import Generation, Prompt
 from ponder.verifiers.base import Solution, Verdict, Verifier
 
@@ -152,12 +152,8 @@ class CoalescingGenerator(GeneratorWrapper):
     async def generate(self, prompts: Sequence[Prompt], params: SamplingParams) -> list[Generation]:
         if not prompts:
             return []
-        if params.seed is not None:
-            prompts = [
-                p if p.seed is not None else p.seeded(derive_seed(params.seed, i))
-                for i, p in enumerate(prompts)
-            ]
-        return await self._coalescer.submit(params.replace(seed=None), list(prompts))
+        prompts = seeded_prompts(prompts, params.seed)
+        return await self._coalescer.submit(params.replace(seed=None), prompts)
 
     async def stream(
         self,
