@@ -9,7 +9,14 @@ server on the embedded default (local models). Then prints:
 1. Overhead for `single`: the same request (the prompt ponder renders, greedy,
    the same max_tokens) sent to vLLM directly and through ponder, interleaved,
    one at a time and from 16 concurrent clients; p50 and p99 latency of each
-   and what ponder adds (targets: p50 <= 3 ms, p99 <= 15 ms).
+   and what ponder adds (targets: p50 <= 3 ms, p99 <= 15 ms). The load comes from
+   aiohttp, as in vLLM's own serving benchmark: a client that takes little of the
+   CPU that the servers share with it. Also printed: the CPU time ponder's server
+   process used, and how long it waited, runnable, for a CPU (Linux schedstat).
+   The same again in front of a stand-in upstream that answers after 300 ms
+   without using the CPU (`stand_in_upstream.py`): on a 2-core machine vLLM on
+   CPU takes the cores ponder needs, and only behind the stand-in is what ponder
+   adds its own work alone.
 2. Sharing: 16 `beam_search:4` requests one after another against the same 16
    sent at once (local models; target: at once <= 0.5x the time).
 3. Streaming: a streamed `beam_search:16` request's time to its first chunk
@@ -28,8 +35,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import aiohttp
 import httpx
 import openai
 
@@ -48,7 +57,9 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def process(command: list[str], health: str, log: Path, env: dict[str, str] | None = None):
+def process(
+    command: list[str], health: str, log: Path, env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen]:
     with log.open("wb") as out:
         proc = subprocess.Popen(
             command,
@@ -68,7 +79,7 @@ def process(command: list[str], health: str, log: Path, env: dict[str, str] | No
             if time.monotonic() > deadline:
                 sys.exit(f"{command} did not come up in 600 s; see {log}")
             time.sleep(0.5)
-        yield
+        yield proc
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=60)
@@ -96,27 +107,25 @@ async def overhead(vllm: str, via: str, requests: int, clients: int) -> tuple[li
 
     prompt_format = PromptFormat.of_folder(embedded_policy())
     assert prompt_format is not None
-    direct_client = openai.AsyncOpenAI(base_url=vllm, api_key="x", max_retries=0)
-    ponder_client = openai.AsyncOpenAI(base_url=via, api_key="x", max_retries=0)
+    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
     direct: list[float] = []
     through: list[float] = []
+
+    async def post(url: str, body: dict) -> None:
+        async with session.post(f"{url}/completions", json=body) as response:
+            response.raise_for_status()
+            await response.read()
 
     async def one(i: int) -> None:
         problem = PROBLEMS[i % len(PROBLEMS)]
         rendered = prompt_format.render(problem).text
+        same = {"max_tokens": MAX_TOKENS, "temperature": 0}
 
         async def to_vllm() -> None:
-            await direct_client.completions.create(
-                model="arith-policy",
-                prompt=rendered,
-                max_tokens=MAX_TOKENS,
-                temperature=0,
-            )
+            await post(vllm, {"model": "arith-policy", "prompt": rendered, **same})
 
         async def to_ponder() -> None:
-            await ponder_client.completions.create(
-                model="arith@single", prompt=problem, max_tokens=MAX_TOKENS, temperature=0
-            )
+            await post(via, {"model": "arith@single", "prompt": problem, **same})
 
         first, second = (to_vllm, to_ponder) if i % 2 else (to_ponder, to_vllm)
         a = await timed(first)
@@ -134,9 +143,31 @@ async def overhead(vllm: str, via: str, requests: int, clients: int) -> tuple[li
     direct.clear()
     through.clear()
     await asyncio.gather(*(client(c) for c in range(clients)))
-    await direct_client.close()
-    await ponder_client.close()
+    await session.close()
     return direct, through
+
+
+def schedstat(pid: int) -> tuple[float, float]:
+    """Seconds a process's threads have run on a CPU and waited, runnable, for one (Linux)."""
+    ran = waited = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):
+            on_cpu, on_queue, _ = (task / "schedstat").read_text().split()
+            ran, waited = ran + int(on_cpu), waited + int(on_queue)
+    return ran / 1e9, waited / 1e9
+
+
+def measure_overhead(upstream: str, via: str, server: int, requests: int) -> None:
+    for clients in (1, 16):
+        ran, waited = schedstat(server)
+        direct, through = asyncio.run(overhead(upstream, via, requests, clients))
+        now_ran, now_waited = schedstat(server)
+        label = "sequential" if clients == 1 else f"{clients} concurrent clients"
+        report_overhead(label, direct, through)
+        print(
+            f"    ponder's server: {1000 * (now_ran - ran) / len(through):.2f} ms of CPU per "
+            f"request; waited for a CPU {now_waited - waited:.1f} s in all"
+        )
 
 
 def report_overhead(label: str, direct: list[float], through: list[float]) -> None:
@@ -144,9 +175,10 @@ def report_overhead(label: str, direct: list[float], through: list[float]) -> No
     d50, d99 = percentile(direct, 0.5) * ms, percentile(direct, 0.99) * ms
     p50, p99 = percentile(through, 0.5) * ms, percentile(through, 0.99) * ms
     print(
-        f"  {label}: vLLM p50 {d50:.1f} ms p99 {d99:.1f} ms | through ponder p50 {p50:.1f} ms "
+        f"  {label}: direct p50 {d50:.1f} ms p99 {d99:.1f} ms | through ponder p50 {p50:.1f} ms "
         f"p99 {p99:.1f} ms | added p50 {p50 - d50:+.1f} ms p99 {p99 - d99:+.1f} ms "
-        f"({len(direct)} requests each)"
+        f"({len(direct)} requests each; slowest {max(direct) * ms:.0f} and "
+        f"{max(through) * ms:.0f} ms)"
     )
 
 
@@ -194,7 +226,7 @@ def streaming(base: str) -> tuple[float, float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=60, help="per path, for the overhead")
-    parser.add_argument("--skip-vllm", action="store_true", help="only parts 2 and 3")
+    parser.add_argument("--skip-vllm", action="store_true", help="only parts 1b, 2 and 3")
     args = parser.parse_args()
     from ponder.models import embedded_policy
 
@@ -218,7 +250,7 @@ def main() -> None:
             vllm_url = f"http://127.0.0.1:{vllm_port}/v1"
             flags = ["--model", vllm_url, "--served-model", "arith-policy", "--format", policy]
             flags += ["--model-config", policy, "--verifier", "none", "--max-concurrent", "64"]
-            stack.enter_context(
+            server = stack.enter_context(
                 process(
                     ponder(via_port, *flags),
                     f"http://127.0.0.1:{via_port}/health",
@@ -227,10 +259,25 @@ def main() -> None:
             )
             via = f"http://127.0.0.1:{via_port}/v1"
             print(f"1. overhead of ponder serve for single, against vLLM directly (logs: {logs})")
-            for clients in (1, 16):
-                direct, through = asyncio.run(overhead(vllm_url, via, args.requests, clients))
-                label = "sequential" if clients == 1 else f"{clients} concurrent clients"
-                report_overhead(label, direct, through)
+            measure_overhead(vllm_url, via, server.pid, args.requests)
+        with contextlib.ExitStack() as stand_in:
+            port, via_port = free_port(), free_port()
+            command = [sys.executable, str(ROOT / "benchmarks" / "stand_in_upstream.py"), str(port)]
+            stand_in.enter_context(
+                process(command, f"http://127.0.0.1:{port}/health", logs / "stand-in.log")
+            )
+            url = f"http://127.0.0.1:{port}/v1"
+            flags = ["--model", url, "--served-model", "arith-policy", "--format", policy]
+            flags += ["--model-config", policy, "--verifier", "none", "--max-concurrent", "64"]
+            server = stand_in.enter_context(
+                process(
+                    ponder(via_port, *flags),
+                    f"http://127.0.0.1:{via_port}/health",
+                    logs / "ponder-stand-in.log",
+                )
+            )
+            print("1b. the same against a stand-in upstream that answers after 300 ms, CPU-free")
+            measure_overhead(url, f"http://127.0.0.1:{via_port}/v1", server.pid, args.requests)
         local_port = free_port()
         local = ponder(local_port, "--max-concurrent", "16")
         base = f"http://127.0.0.1:{local_port}"

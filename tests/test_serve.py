@@ -537,6 +537,30 @@ def test_a_vllm_upstream_answers_with_search_and_streams_tokens(over_vllm):
 
 
 @pytest.mark.vllm
+def test_concurrent_requests_to_a_served_model_go_as_they_come(over_vllm):
+    # The test above for the local model sees the same six requests merged; vLLM batches
+    # them itself, and merged, each would wait for the slowest of its call.
+    async def many() -> list[str]:
+        async_client = openai.AsyncOpenAI(base_url=f"{over_vllm}/v1", api_key="x", max_retries=0)
+        async with async_client:
+            responses = await asyncio.gather(
+                *(
+                    async_client.chat.completions.create(
+                        model="arith@majority:4", messages=ask(HARD), seed=s
+                    )
+                    for s in range(6)
+                )
+            )
+        return [r.model_extra["ponder"]["answer"] for r in responses]
+
+    before = metric(over_vllm, "ponder_upstream_calls_total", role="generator")
+    answers = asyncio.run(many())
+    calls = metric(over_vllm, "ponder_upstream_calls_total", role="generator") - before
+    assert len(answers) == 6 and all(answers)
+    assert calls == 6
+
+
+@pytest.mark.vllm
 def test_vendor_fields_reach_a_vllm_upstream(over_vllm):
     greedy = client(over_vllm).chat.completions.create(
         model="arith@single", messages=ask(HARD), temperature=0

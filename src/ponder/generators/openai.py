@@ -1,4 +1,4 @@
-"""Any OpenAI-compatible server (vLLM, SGLang, llama.cpp, Ollama, OpenAI), via the `openai` client.
+"""Any OpenAI-compatible server (vLLM, SGLang, llama.cpp, Ollama, OpenAI).
 
 Raw-text prompts, and so every continuation of a partial solution, go to
 `/v1/completions`, which continues the text verbatim. Chat prompts go to
@@ -6,8 +6,10 @@ Raw-text prompts, and so every continuation of a partial solution, go to
 partial answer as the final assistant message and vLLM's
 `continue_final_message` extension (SGLang honours it too).
 
-Retries use the `openai` client's own policy: exponential backoff with jitter on
-connection errors, timeouts, 408, 409, 429 and 5xx, and never on other 4xx.
+Requests are plain JSON over aiohttp (`ponder.generators.http`, which says why
+not the `openai` client); retries follow the `openai` client's policy: exponential
+backoff with jitter on connection errors, timeouts, 408, 409, 429 and 5xx, and
+never on other 4xx.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any
 from ponder.budget.flops import ModelShape
 from ponder.errors import BackendError, ConfigError, ModelLoadError
 from ponder.generators.base import SamplingParams, prompt_seed
+from ponder.generators.http import APIClient, UpstreamError
 from ponder.types import Completion, Generation, Prompt, TokenLogprob
 
 # What a dropped connection on a seeded request most often means with vLLM on CPU (measured:
@@ -60,15 +63,10 @@ class OpenAIGenerator:
         max_retries: int = 3,
         shape: ModelShape | None = None,
     ) -> None:
-        try:
-            import openai
-        except ImportError as exc:  # pragma: no cover - openai is a core dependency
-            raise ConfigError("the openai backend needs the openai package") from exc
         if max_concurrency < 1:
             raise ConfigError(f"max_concurrency must be at least 1, got {max_concurrency}")
-        self._openai = openai
         self._base_url = base_url.rstrip("/")
-        self._client = async_client(self._base_url, api_key, timeout, max_retries)
+        self._client = api_client(self._base_url, api_key, timeout, max_retries)
         self._model = model
         self._shape = shape
         self._slots = asyncio.Semaphore(max_concurrency)
@@ -127,26 +125,36 @@ class OpenAIGenerator:
             common["stop"] = list(params.stop)
         return common
 
-    def _chat_messages(self, prompt: Prompt, params: SamplingParams) -> tuple[list[Any], dict]:
-        """A chat prompt's messages and extra body (a partial answer continued, vendor fields)."""
-        assert prompt.messages is not None
-        messages = [{"role": m.role, "content": m.content} for m in prompt.messages]
-        extra: dict[str, Any] = params.extra_body()
-        if prompt.continuation:
-            messages.append({"role": "assistant", "content": prompt.continuation})
-            extra |= {"continue_final_message": True, "add_generation_prompt": False}
-        return messages, extra
+    def _request(
+        self, prompt: Prompt, params: SamplingParams, index: int, want_tokens: bool
+    ) -> tuple[str, dict[str, Any]]:
+        """The route and body for `prompt`: a text completion, or a chat one for messages.
 
-    def _failed(self, prompt: Prompt, exc: Exception, seeded: bool) -> BackendError:
+        Vendor fields (`params.extra`) go in the body; ponder's own fields win."""
+        body: dict[str, Any] = dict(params.extra_body())
+        body |= self._common(prompt, params, index)
+        if prompt.messages is None:
+            body["prompt"] = (prompt.text or "") + prompt.continuation
+            if want_tokens:
+                body["logprobs"] = params.logprobs or 0
+            return "completions", body
+        body["messages"] = [{"role": m.role, "content": m.content} for m in prompt.messages]
+        if prompt.continuation:
+            body["messages"].append({"role": "assistant", "content": prompt.continuation})
+            body |= {"continue_final_message": True, "add_generation_prompt": False}
+        if want_tokens:
+            body["logprobs"] = True
+        if params.logprobs:
+            body["top_logprobs"] = params.logprobs
+        return "chat/completions", body
+
+    def _failed(self, prompt: Prompt, exc: UpstreamError, seeded: bool) -> BackendError:
         hint = ""
-        if prompt.messages is not None and "chat template" in str(exc):
+        if prompt.messages is not None and "chat template" in exc.message:
             hint = "; the served model has no chat template: use raw prompts (--format raw)"
-        dropped = isinstance(exc, self._openai.APIConnectionError) and not isinstance(
-            exc, self._openai.APITimeoutError
-        )
-        if dropped and seeded:
+        if exc.dropped and seeded:
             hint = f"; {SEEDED_CRASH}"
-        return BackendError(f"{self._base_url} failed a request: {_describe(exc)}{hint}")
+        return BackendError(f"{self._base_url} failed a request: {exc.describe()}{hint}")
 
     async def stream(
         self,
@@ -180,33 +188,33 @@ class OpenAIGenerator:
         # Each sample's tokens are counted from the log-probabilities its chunks carry when
         # a request asks for several: the usage chunk only gives their total.
         want_tokens = params.logprobs is not None or params.n > 1
-        common = self._common(prompt, params, index)
-        common |= {"stream": True, "stream_options": {"include_usage": True}}
+        route, body = self._request(prompt, params, index, want_tokens)
+        body |= {"stream": True, "stream_options": {"include_usage": True}}
         samples = [_Streamed() for _ in range(params.n)]
         usage = None
         async with self._slots:
             try:
-                response = await self._create(prompt, params, common, want_tokens)
-                async for chunk in response:
-                    usage = chunk.usage or usage
-                    for choice in chunk.choices:
-                        if choice.index >= len(samples):
+                async for chunk in self._client.stream(route, body):
+                    usage = chunk.get("usage") or usage
+                    for choice in chunk.get("choices") or ():
+                        if choice["index"] >= len(samples):
                             continue
-                        sample = samples[choice.index]
+                        sample = samples[choice["index"]]
+                        lp = choice.get("logprobs")
                         if prompt.messages is None:
-                            piece = choice.text
-                            lp = choice.logprobs
-                            got = _text_logprobs(lp) if lp is not None and lp.tokens else ()
+                            piece = choice.get("text")
+                            got = _text_logprobs(lp) if lp and lp.get("tokens") else ()
                         else:
-                            piece = choice.delta.content
-                            got = _chat_logprobs(getattr(choice.logprobs, "content", None) or ())
+                            piece = (choice.get("delta") or {}).get("content")
+                            got = _chat_logprobs((lp or {}).get("content") or ())
                         sample.logprobs.extend(got)
                         if piece:
                             sample.pieces.append(piece)
-                            on_text(choice.index, piece)
-                        sample.finish = choice if choice.finish_reason else sample.finish
-            except self._openai.APIError as exc:
-                raise self._failed(prompt, exc, "seed" in common) from exc
+                            on_text(choice["index"], piece)
+                        if choice.get("finish_reason"):
+                            sample.finish = choice
+            except UpstreamError as exc:
+                raise self._failed(prompt, exc, "seed" in body) from exc
         completions = [s.completion(want_tokens) for s in samples if s.finish or s.pieces]
         return _generation(completions, usage, params)
 
@@ -214,48 +222,33 @@ class OpenAIGenerator:
         # Per-sample token counts come from the sampled tokens' log-probabilities when a
         # request asks for several samples: `usage` only gives their total.
         want_tokens = params.logprobs is not None or params.n > 1
-        common = self._common(prompt, params, index)
+        route, body = self._request(prompt, params, index, want_tokens)
         async with self._slots:
             try:
-                response = await self._create(prompt, params, common, want_tokens)
-            except self._openai.APIError as exc:
-                raise self._failed(prompt, exc, "seed" in common) from exc
+                response = await self._client.post(route, body)
+            except UpstreamError as exc:
+                raise self._failed(prompt, exc, "seed" in body) from exc
         read = _from_text_choice if prompt.messages is None else _from_chat_choice
-        return _generation([read(c) for c in response.choices], response.usage, params)
-
-    async def _create(
-        self, prompt: Prompt, params: SamplingParams, common: dict[str, Any], want_tokens: bool
-    ) -> Any:
-        """The request for `prompt`: a text completion, or a chat one for messages."""
-        if prompt.messages is None:
-            return await self._client.completions.create(
-                prompt=(prompt.text or "") + prompt.continuation,
-                logprobs=(params.logprobs or 0) if want_tokens else None,
-                extra_body=params.extra_body() or None,
-                **common,
-            )
-        messages, extra = self._chat_messages(prompt, params)
-        return await self._client.chat.completions.create(
-            messages=messages,  # type: ignore[arg-type]
-            logprobs=want_tokens or None,
-            top_logprobs=params.logprobs if params.logprobs else None,
-            extra_body=extra or None,
-            **common,
-        )
+        choices = sorted(response.get("choices") or (), key=lambda c: c.get("index", 0))
+        return _generation([read(c) for c in choices], response.get("usage"), params)
 
     async def aclose(self) -> None:
-        await self._client.close()
+        await self._client.aclose()
 
 
-async def served_model(client: Any, base_url: str, model: str | None) -> str:
+async def served_model(client: APIClient, base_url: str, model: str | None) -> str:
     """`model` once the server at `base_url` is seen to serve it; None: its first model."""
-    import openai
-
     try:
-        models = [m.id async for m in client.models.list()]
-    except openai.APIError as exc:
+        listed = await client.get("models")
+        models = [m["id"] for m in listed.get("data") or ()]
+    except UpstreamError as exc:
         raise ModelLoadError(
-            f"cannot reach an OpenAI-compatible server at {base_url}: {_describe(exc)}"
+            f"cannot reach an OpenAI-compatible server at {base_url}: {exc.describe()}"
+        ) from exc
+    except (AttributeError, KeyError, TypeError) as exc:
+        raise ModelLoadError(
+            f"the server at {base_url} does not list its models as an OpenAI-compatible "
+            "server does (GET /v1/models)"
         ) from exc
     if model is None:
         if not models:
@@ -269,35 +262,23 @@ async def served_model(client: Any, base_url: str, model: str | None) -> str:
     return model
 
 
-def async_client(base_url: str, api_key: str | None, timeout: float, max_retries: int) -> Any:
-    """The official client for an OpenAI-compatible server (the generator's and the PRM's)."""
-    import openai
-
-    return openai.AsyncOpenAI(
-        base_url=base_url,
-        api_key=api_key or os.environ.get("OPENAI_API_KEY") or "EMPTY",
-        timeout=timeout,
-        max_retries=max_retries,
-    )
+def api_client(base_url: str, api_key: str | None, timeout: float, max_retries: int) -> APIClient:
+    """The client for an OpenAI-compatible server (the generator's and the PRM's)."""
+    key = api_key or os.environ.get("OPENAI_API_KEY") or "EMPTY"
+    return APIClient(base_url, key, timeout=timeout, max_retries=max_retries)
 
 
-def _describe(exc: Exception) -> str:
-    status = getattr(exc, "status_code", None)
-    message = getattr(exc, "message", None) or str(exc)
-    return f"HTTP {status}: {message}" if status else message
-
-
-def _finish(choice: Any) -> tuple[str, str | None]:
-    reason = "length" if choice.finish_reason == "length" else "stop"
+def _finish(choice: dict[str, Any]) -> tuple[str, str | None]:
+    reason = "length" if choice.get("finish_reason") == "length" else "stop"
     # vLLM and SGLang say which stop string ended the sample; others do not.
-    extra = getattr(choice, "model_extra", None) or {}
-    stop_reason = extra.get("stop_reason", getattr(choice, "stop_reason", None))
+    stop_reason = choice.get("stop_reason")
     return reason, stop_reason if isinstance(stop_reason, str) else None
 
 
-def _text_logprobs(lp: Any) -> tuple[TokenLogprob, ...]:
+def _text_logprobs(lp: dict[str, Any]) -> tuple[TokenLogprob, ...]:
     """A text completion's (or chunk's) log-probabilities, token by token."""
-    tops = lp.top_logprobs or [None] * len(lp.tokens)
+    tokens = lp["tokens"]
+    tops = lp.get("top_logprobs") or [None] * len(tokens)
     return tuple(
         TokenLogprob(
             token=token,
@@ -306,7 +287,7 @@ def _text_logprobs(lp: Any) -> tuple[TokenLogprob, ...]:
                 sorted(((t, float(v)) for t, v in (top or {}).items()), key=lambda item: -item[1])
             ),
         )
-        for token, value, top in zip(lp.tokens, lp.token_logprobs, tops, strict=True)
+        for token, value, top in zip(tokens, lp["token_logprobs"], tops, strict=True)
     )
 
 
@@ -314,20 +295,20 @@ def _chat_logprobs(content: Any) -> tuple[TokenLogprob, ...]:
     """A chat completion's (or chunk's) log-probabilities, token by token."""
     return tuple(
         TokenLogprob(
-            token=item.token,
-            logprob=float(item.logprob),
-            top=tuple((t.token, float(t.logprob)) for t in (item.top_logprobs or [])),
+            token=item["token"],
+            logprob=float(item["logprob"]),
+            top=tuple((t["token"], float(t["logprob"])) for t in (item.get("top_logprobs") or ())),
         )
         for item in content
     )
 
 
-def _from_text_choice(choice: Any) -> Completion:
+def _from_text_choice(choice: dict[str, Any]) -> Completion:
     reason, stop_string = _finish(choice)
-    lp = choice.logprobs
-    logprobs = _text_logprobs(lp) if lp is not None and lp.tokens is not None else None
+    lp = choice.get("logprobs")
+    logprobs = _text_logprobs(lp) if lp and lp.get("tokens") is not None else None
     return Completion(
-        text=choice.text or "",
+        text=choice.get("text") or "",
         num_tokens=len(logprobs) if logprobs is not None else 0,
         finish_reason=reason,  # type: ignore[arg-type]
         stop_string=stop_string,
@@ -335,12 +316,12 @@ def _from_text_choice(choice: Any) -> Completion:
     )
 
 
-def _from_chat_choice(choice: Any) -> Completion:
+def _from_chat_choice(choice: dict[str, Any]) -> Completion:
     reason, stop_string = _finish(choice)
-    content = getattr(choice.logprobs, "content", None)
+    content = (choice.get("logprobs") or {}).get("content")
     logprobs = _chat_logprobs(content) if content is not None else None
     return Completion(
-        text=choice.message.content or "",
+        text=(choice.get("message") or {}).get("content") or "",
         num_tokens=len(logprobs) if logprobs is not None else 0,
         finish_reason=reason,  # type: ignore[arg-type]
         stop_string=stop_string,
@@ -348,14 +329,16 @@ def _from_chat_choice(choice: Any) -> Completion:
     )
 
 
-def _generation(completions: list[Completion], usage: Any, params: SamplingParams) -> Generation:
+def _generation(
+    completions: list[Completion], usage: dict[str, Any] | None, params: SamplingParams
+) -> Generation:
     """A request's samples as a generation: a single sample's exact count is the server's own
     total; log-probabilities kept only when asked for (else they only counted tokens)."""
-    if len(completions) == 1 and usage is not None:
-        completions = [_with_tokens(completions[0], usage.completion_tokens)]
+    if len(completions) == 1 and usage:
+        completions = [_with_tokens(completions[0], int(usage.get("completion_tokens") or 0))]
     if params.logprobs is None:
         completions = [_without_logprobs(c) for c in completions]
-    return Generation(tuple(completions), usage.prompt_tokens if usage is not None else 0)
+    return Generation(tuple(completions), int((usage or {}).get("prompt_tokens") or 0))
 
 
 def _with_tokens(completion: Completion, num_tokens: int) -> Completion:
@@ -372,7 +355,7 @@ class _Streamed:
 
     pieces: list[str] = field(default_factory=list)
     logprobs: list[TokenLogprob] = field(default_factory=list)
-    finish: Any = None
+    finish: dict[str, Any] | None = None
 
     def completion(self, counted: bool) -> Completion:
         reason, stop_string = _finish(self.finish) if self.finish is not None else ("length", None)

@@ -26,6 +26,7 @@ from typing import Generic, TypeVar
 from ponder.budget.flops import ModelShape
 from ponder.errors import BackendError, ConfigError, ModelLoadError
 from ponder.generators.base import Generator, SamplingParams, seeded_prompts
+from ponder.generators.http import UpstreamError
 from ponder.types import Generation, Prompt
 from ponder.verifiers.base import Solution, Verdict, Verifier
 
@@ -49,13 +50,12 @@ def replica_urls(spec: str) -> list[str] | None:
 
 def _replica_fault(exc: Exception) -> bool:
     """Whether a failure is the replica's own (another may succeed), not the request's."""
-    import openai
-
     cause = exc.__cause__
-    if isinstance(exc, ModelLoadError) or isinstance(cause, openai.APIConnectionError):
-        return True  # refused, reset or timed out (APITimeoutError is one)
-    if isinstance(cause, openai.APIStatusError):
-        return cause.status_code >= 500 or cause.status_code == 429
+    if isinstance(exc, ModelLoadError):
+        return True
+    if isinstance(cause, UpstreamError):
+        # No answer (refused, reset, timed out), a server error, or too busy.
+        return cause.status is None or cause.status >= 500 or cause.status == 429
     return False
 
 

@@ -30,6 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 import ponder.serve.protocol as protocol
 from ponder import __version__
 from ponder.errors import BackendError, ConfigError, ModelLoadError, PonderError
+from ponder.generators.http import UpstreamError
 from ponder.serve.config import ServeConfig
 from ponder.serve.metrics import Metrics
 from ponder.serve.upstream import Selection, Upstream
@@ -503,15 +504,16 @@ async def _disconnected(request: Request) -> None:
 def _upstream_status(exc: Exception) -> int:
     """400 for a request the upstream found invalid (a vendor field it refused), 502 for an
     upstream that failed otherwise, 503 for one out of reach, 504 for one that timed out."""
-    import openai
-
     cause = exc.__cause__
-    if isinstance(cause, openai.APITimeoutError):
-        return 504
-    if isinstance(cause, openai.APIConnectionError) or isinstance(exc, ModelLoadError):
+    if isinstance(exc, ModelLoadError):
         return 503
-    if isinstance(cause, openai.APIStatusError) and cause.status_code in (400, 422):
-        return 400
+    if isinstance(cause, UpstreamError):
+        if cause.timed_out:
+            return 504
+        if cause.status is None:
+            return 503
+        if cause.status in (400, 422):
+            return 400
     return 502
 
 

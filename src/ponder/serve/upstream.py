@@ -1,9 +1,12 @@
 """A route's models, loaded once and shared by every request, and a request's choice of strategy.
 
 Each route holds one generator and one verifier for the server's life, each
-behind a `CoalescingGenerator` / `CoalescingVerifier`: the calls that concurrent
-requests make in the same turn of the event loop reach the backend as one
-call, as the problems of an evaluation sweep do. A request builds its own
+behind a `CoalescingGenerator` / `CoalescingVerifier`. For a local model, the
+calls that concurrent requests make in the same turn of the event loop (or while
+the model is busy) reach it as one call, as the problems of an evaluation sweep
+do. A served model (vLLM, SGLang, ...) batches concurrent requests itself, so
+each request's calls go to it as they are made and return with their own answer
+(merged, each would wait for the slowest of its call). A request builds its own
 strategy object over them (cheap: a strategy is its parameters), so nothing a
 request asks for is written into an object another request reads.
 """
@@ -66,8 +69,9 @@ class Upstream:
             # A local model runs one call at a time: what arrives meanwhile goes in the next.
             loaded[key] = CoalescingGenerator(
                 backend,
-                in_flight=None if backend.folder is None else 1,
+                in_flight=1,
                 on_call=functools.partial(told, "generator") if told is not None else None,
+                merge=backend.folder is not None,
             )
         self.generator: CoalescingGenerator = loaded[key]
         self.is_served = self.generator.folder is None
@@ -79,8 +83,9 @@ class Upstream:
                 verifier = load_verifier(spec, model=route.served_verifier)
                 loaded[key] = CoalescingVerifier(
                     verifier,
-                    in_flight=None if verifier.folder is None else 1,
+                    in_flight=1,
                     on_call=functools.partial(told, "verifier") if told is not None else None,
+                    merge=verifier.folder is not None,
                 )
             self.verifier = loaded[key]
         self.task: Task = question_task(prompt_format(route.prompt_format, self.generator))

@@ -135,7 +135,10 @@ class CoalescingGenerator(GeneratorWrapper):
     """A `Generator` that merges concurrent calls into one call of `inner`.
 
     `in_flight`: merged calls run at once (None: no limit; see `_Coalescer`);
-    `on_call(prompts)` is told of each call made to `inner`.
+    `on_call(prompts)` is told of each call made to `inner`. `merge=False` passes
+    each call on as it comes (counted all the same): for a server, which batches
+    concurrent requests itself, so that a call returns when its own answer does,
+    not when the slowest of those merged with it does.
     """
 
     def __init__(
@@ -144,14 +147,18 @@ class CoalescingGenerator(GeneratorWrapper):
         *,
         in_flight: int | None = None,
         on_call: Callable[[int], None] | None = None,
+        merge: bool = True,
     ) -> None:
         super().__init__(inner)
         self._on_call = on_call
+        self._merge = merge
         self._coalescer: _Coalescer[Prompt, Generation] = _Coalescer(self._generate, in_flight)
 
     async def generate(self, prompts: Sequence[Prompt], params: SamplingParams) -> list[Generation]:
         if not prompts:
             return []
+        if not self._merge:
+            return await self._generate(params, list(prompts))
         prompts = seeded_prompts(prompts, params.seed)
         return await self._coalescer.submit(params.replace(seed=None), prompts)
 
@@ -183,9 +190,11 @@ class CoalescingVerifier:
         *,
         in_flight: int | None = None,
         on_call: Callable[[int], None] | None = None,
+        merge: bool = True,
     ) -> None:
         self.inner = inner
         self._on_call = on_call
+        self._merge = merge
         self._coalescer: _Coalescer[Solution, Verdict] = _Coalescer(self._score, in_flight)
 
     @property
@@ -209,6 +218,8 @@ class CoalescingVerifier:
     async def score(self, solutions: Sequence[Solution]) -> list[Verdict]:
         if not solutions:
             return []
+        if not self._merge:
+            return await self._score(None, list(solutions))
         return await self._coalescer.submit(None, list(solutions))
 
     async def _score(self, _: Hashable, solutions: list[Solution]) -> list[Verdict]:

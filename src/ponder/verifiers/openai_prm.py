@@ -23,7 +23,8 @@ from typing import Any
 
 from ponder.budget.flops import ModelShape
 from ponder.errors import BackendError, ConfigError
-from ponder.generators.openai import async_client, served_model
+from ponder.generators.http import UpstreamError
+from ponder.generators.openai import api_client, served_model
 from ponder.verifiers.base import AGGREGATIONS, Aggregation, Solution, Verdict, aggregate
 from ponder.verifiers.prm import PRMFormat
 
@@ -56,15 +57,12 @@ class OpenAIPRM:
         max_retries: int = 3,
         shape: ModelShape | None = None,
     ) -> None:
-        import openai
-
         if outcome not in AGGREGATIONS:
             raise ConfigError(f"unknown aggregation {outcome!r}; use one of {AGGREGATIONS}")
         if max_concurrency < 1:
             raise ConfigError(f"max_concurrency must be at least 1, got {max_concurrency}")
-        self._openai = openai
         self._base_url = base_url.rstrip("/")
-        self._client = async_client(self._base_url, api_key, timeout, max_retries)
+        self._client = api_client(self._base_url, api_key, timeout, max_retries)
         self._model = model
         self._format = format or PRMFormat()
         self._label_prefix = label_prefix
@@ -113,17 +111,22 @@ class OpenAIPRM:
         ]
         async with self._slots:
             try:
-                response = await self._client.completions.create(
-                    model=self._model or "",
-                    prompt=prompts,
-                    max_tokens=1,
-                    temperature=0.0,
-                    echo=True,
-                    logprobs=0,
+                response = await self._client.post(
+                    "completions",
+                    {
+                        "model": self._model or "",
+                        "prompt": prompts,
+                        "max_tokens": 1,
+                        "temperature": 0.0,
+                        "echo": True,
+                        "logprobs": 0,
+                    },
                 )
-            except self._openai.APIError as exc:
-                raise BackendError(f"{self._base_url} failed a PRM request: {exc}") from exc
-        choices = sorted(response.choices, key=lambda c: c.index)
+            except UpstreamError as exc:
+                raise BackendError(
+                    f"{self._base_url} failed a PRM request: {exc.describe()}"
+                ) from exc
+        choices = sorted(response.get("choices") or (), key=lambda c: c.get("index", 0))
         label_logprobs, tokens = [], 0
         for prompt_index, choice in enumerate(choices):
             label = (self._format.good, self._format.bad)[prompt_index % 2]
@@ -142,16 +145,16 @@ class OpenAIPRM:
         )
 
     async def aclose(self) -> None:
-        await self._client.close()
+        await self._client.aclose()
 
 
-def _echoed_label(choice: Any, expected: str) -> tuple[float, int]:
+def _echoed_label(choice: dict[str, Any], expected: str) -> tuple[float, int]:
     """The log-probability of the label (the last echoed prompt token) and the prompt's length."""
-    logprobs = choice.logprobs
-    if logprobs is None or not logprobs.tokens:
+    logprobs = choice.get("logprobs")
+    if not logprobs or not logprobs.get("tokens"):
         raise BackendError("the PRM server did not echo the prompt's log-probabilities")
     # The echo is the prompt's tokens followed by the one generated token.
-    tokens, values = logprobs.tokens[:-1], logprobs.token_logprobs[:-1]
+    tokens, values = logprobs["tokens"][:-1], logprobs["token_logprobs"][:-1]
     if not tokens or values[-1] is None:
         raise BackendError("the PRM server gave no log-probability for the label token")
     # Servers return each token as its text: the label with its leading space, if any.
