@@ -8,16 +8,18 @@ Runs (resumably, through the evaluation harness, into `--runs`):
 - policy-DIGEST: `compute_optimal` following the policy at N = 4, 16, 64;
 - configurations: every configuration the policy was calibrated with, each forced
   behind the same pilot, at N = 4, 16, 64;
-- adaptive: adaptive voting at N = 16 and 64.
+- adaptive: adaptive voting at N = 16 and 64, at confidence 0.9, 0.95 and 0.99.
 
 Then prints:
 1. compute-efficiency ratio: the generated tokens the better baseline needs to
    reach compute_optimal's accuracy at N = 4, 16, 64 (interpolated linearly in
    log tokens between its budgets), over the tokens compute_optimal used, with a
-   95% bootstrap interval over problems;
+   95% bootstrap interval over problems; and the same in total FLOPs, the
+   verifier's included;
 2. compute_optimal against every fixed configuration and the baselines at equal N;
-3. adaptive voting: samples used against fixed N = 16 and 64, and the accuracy
-   lost against majority voting at that N (paired bootstrap interval);
+3. adaptive voting at each confidence: samples used against fixed N = 16 and 64,
+   and the accuracy lost against majority voting at that N (paired bootstrap
+   interval);
 4. one budget for the batch: compute_optimal with a total of 16 x problems
    allocated by the pilots' readings (`run_allocated`), against N = 16 each.
 """
@@ -51,6 +53,7 @@ BASELINES = ("majority", "weighted_majority")
 BASELINE_BUDGETS = (1, 2, 4, 8, 16, 32, 64, 128)
 POLICY_BUDGETS = (4, 16, 64)
 ADAPTIVE_BUDGETS = (16, 64)
+CONFIDENCES = ("0.9", "0.95", "0.99")  # 0.95: adaptive's default
 SHARED = {"max_tokens": "256"}
 
 
@@ -69,19 +72,31 @@ def sweep(out: Path, strategies: list[StrategySpec], budgets: tuple[int, ...], p
         runner.close()
     with Store(out / "results.sqlite") as store:
         rows = list(store.rows())
-    table: dict[tuple[str, int], dict[str, tuple[float, float, float]]] = {}
+    table: dict[tuple[str, int], dict[str, tuple[float, float, float, float]]] = {}
     for r in rows:
         table.setdefault((r.strategy, r.budget), {})[r.problem] = (
             float(r.correct),
             float(r.generated_tokens),
             float(r.samples),
+            float(r.flops),
         )
     return table
 
 
+def adaptive_spec(confidence: str) -> StrategySpec:
+    if confidence == "0.95":  # the default, stored as plain "adaptive"
+        return StrategySpec("adaptive", dict(SHARED))
+    return StrategySpec("adaptive", {**SHARED, "confidence": confidence}, shown=("confidence",))
+
+
+def adaptive_label(confidence: str) -> str:
+    return "adaptive" if confidence == "0.95" else f"adaptive[confidence={confidence}]"
+
+
 def arrays(table, strategy, budget, problems):
     cells = table[(strategy, budget)]
-    return np.array([[*cells[p]] for p in problems])  # [problem, (correct, tokens, samples)]
+    # [problem, (correct, generated tokens, samples, FLOPs)]
+    return np.array([[*cells[p]] for p in problems])
 
 
 def main() -> None:
@@ -127,7 +142,7 @@ def main() -> None:
     )
     adaptive = sweep(
         args.runs / "adaptive",
-        [StrategySpec("adaptive", dict(SHARED))],
+        [adaptive_spec(c) for c in CONFIDENCES],
         ADAPTIVE_BUDGETS,
         args.problems,
     )
@@ -139,11 +154,11 @@ def main() -> None:
         name: [arrays(baselines, name, b, problems) for b in BASELINE_BUDGETS] for name in BASELINES
     }
 
-    def curve(name, pick):
-        return [(d[pick, 1].mean(), d[pick, 0].mean()) for d in measured[name]]
+    def curve(name, pick, spent):
+        return [(d[pick, spent].mean(), d[pick, 0].mean()) for d in measured[name]]
 
-    def needed(accuracy, pick):
-        reach = [compute_to_reach(curve(name, pick), accuracy) for name in BASELINES]
+    def needed(accuracy, pick, spent=1):
+        reach = [compute_to_reach(curve(name, pick, spent), accuracy) for name in BASELINES]
         found = [r for r in reach if r is not None]
         return min(found) if found else None
 
@@ -153,21 +168,24 @@ def main() -> None:
     )
     print("\n1. compute-efficiency ratio against the better of majority and weighted majority")
     everyone = np.arange(len(problems))
-    for budget in POLICY_BUDGETS:
-        co = arrays(chosen, "compute_optimal", budget, problems)
-        acc, tokens = co[:, 0].mean(), co[:, 1].mean()
-        base = needed(acc, everyone)
-        ratios = []
-        for pick in draws:
-            b = needed(co[pick, 0].mean(), pick)
-            ratios.append(np.inf if b is None else b / co[pick, 1].mean())
-        low, high = np.percentile(ratios, [2.5, 97.5], method="nearest")  # inf: never reached
-        shown = "never reached (up to N=128)" if base is None else f"{base:.0f} tokens"
-        ratio = "inf" if base is None else f"{base / tokens:.2f}"
-        print(
-            f"  N={budget:<3} compute_optimal acc {acc:.3f} at {tokens:.0f} tokens; baseline "
-            f"needs {shown}; ratio {ratio} [95% CI {low:.2f}, {high:.2f}]"
-        )
+    for spent, unit, fmt in ((1, "tokens", ".0f"), (3, "FLOPs", ".3g")):
+        if spent == 3:
+            print("  in total FLOPs, the verifier's included:")
+        for budget in POLICY_BUDGETS:
+            co = arrays(chosen, "compute_optimal", budget, problems)
+            acc, used = co[:, 0].mean(), co[:, spent].mean()
+            base = needed(acc, everyone, spent)
+            ratios = []
+            for pick in draws:
+                b = needed(co[pick, 0].mean(), pick, spent)
+                ratios.append(np.inf if b is None else b / co[pick, spent].mean())
+            low, high = np.percentile(ratios, [2.5, 97.5], method="nearest")  # inf: not reached
+            shown = "never reached (up to N=128)" if base is None else f"{base:{fmt}} {unit}"
+            ratio = "inf" if base is None else f"{base / used:.2f}"
+            print(
+                f"  N={budget:<3} compute_optimal acc {acc:.3f} at {used:{fmt}} {unit}; "
+                f"baseline needs {shown}; ratio {ratio} [95% CI {low:.2f}, {high:.2f}]"
+            )
 
     print("\n2. at equal N: accuracy (generated tokens per problem)")
     labels = ["compute_optimal", *(f"compute_optimal[force={f}]" for f in forced)]
@@ -185,18 +203,20 @@ def main() -> None:
         print(f"  N={budget}: " + "; ".join(cells))
 
     print("\n3. adaptive voting against majority voting at fixed N")
-    for budget in ADAPTIVE_BUDGETS:
-        a = arrays(adaptive, "adaptive", budget, problems)
-        m = arrays(baselines, "majority", budget, problems)
-        lost = m[:, 0] - a[:, 0]
-        intervals = np.percentile([lost[p].mean() for p in draws], [2.5, 97.5])
-        used = a[:, 2].mean()
-        print(
-            f"  N={budget}: adaptive {used:.1f} samples per problem ({budget / used:.1f}x fewer), "
-            f"accuracy {a[:, 0].mean():.3f} vs majority {m[:, 0].mean():.3f}: lost "
-            f"{100 * lost.mean():.1f} points [95% CI {100 * intervals[0]:.1f}, "
-            f"{100 * intervals[1]:.1f}]; tokens {a[:, 1].mean():.0f} vs {m[:, 1].mean():.0f}"
-        )
+    for confidence in CONFIDENCES:
+        for budget in ADAPTIVE_BUDGETS:
+            a = arrays(adaptive, adaptive_label(confidence), budget, problems)
+            m = arrays(baselines, "majority", budget, problems)
+            lost = m[:, 0] - a[:, 0]
+            intervals = np.percentile([lost[p].mean() for p in draws], [2.5, 97.5])
+            used = a[:, 2].mean()
+            print(
+                f"  confidence {confidence} N={budget}: {used:.1f} samples per problem "
+                f"({budget / used:.1f}x fewer), accuracy {a[:, 0].mean():.3f} vs majority "
+                f"{m[:, 0].mean():.3f}: lost {100 * lost.mean():.1f} points [95% CI "
+                f"{100 * intervals[0]:.1f}, {100 * intervals[1]:.1f}]; tokens "
+                f"{a[:, 1].mean():.0f} vs {m[:, 1].mean():.0f}"
+            )
     print("\n4. one total budget for the batch (16 x problems), allocated vs uniform")
     generator = TransformersGenerator(embedded_policy())
     strategy = make_strategy(
