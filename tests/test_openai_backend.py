@@ -139,6 +139,16 @@ class _Faulty(BaseHTTPRequestHandler):
             state["peak"] = max(state["peak"], state["in_flight"])
             status = state["statuses"].pop(0) if state["statuses"] else 200
         time.sleep(state["delay"])
+        if state["events"] is not None:  # a stream: these events, then the connection closes
+            payload = "".join(f"data: {json.dumps(e)}\n\n" for e in state["events"]).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+            with state["lock"]:
+                state["in_flight"] -= 1
+            return
         body = {"error": {"message": "try again", "type": "server_error"}}
         if status == 200:
             body = {
@@ -151,6 +161,8 @@ class _Faulty(BaseHTTPRequestHandler):
             }
         payload = json.dumps(body).encode()
         self.send_response(status)
+        if status == 429:
+            self.send_header("Retry-After", str(state["retry_after"]))
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
@@ -169,6 +181,8 @@ def faulty_server():
         "peak": 0,
         "statuses": [],
         "delay": 0.0,
+        "retry_after": 1,
+        "events": None,
     }
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -219,3 +233,25 @@ def test_timeouts_are_retried_then_reported(faulty_server):
     with pytest.raises(BackendError, match="timed out"):
         generate(generator, [RAW], max_tokens=4)
     assert faulty_server.state["requests"] == 2
+
+
+def test_a_429_is_retried_after_the_wait_the_server_asks_for(faulty_server):
+    faulty_server.state["statuses"] = [429]
+    faulty_server.state["retry_after"] = 2  # longer than the first backoff (at most 0.5 s)
+    generator = OpenAIGenerator(_url(faulty_server), model="fake", max_retries=1)
+    began = time.monotonic()
+    [out] = generate(generator, [RAW], max_tokens=4)
+    assert out.completions[0].text == " 42"
+    assert faulty_server.state["requests"] == 2
+    assert time.monotonic() - began >= 2
+
+
+def test_an_error_in_a_stream_is_a_backend_error_with_its_message(faulty_server):
+    piece = {"choices": [{"index": 0, "text": " 4", "finish_reason": None, "logprobs": None}]}
+    failure = {"error": {"message": "the engine died", "type": "internal", "code": 500}}
+    faulty_server.state["events"] = [piece, failure]
+    generator = OpenAIGenerator(_url(faulty_server), model="fake")
+    seen = []
+    with pytest.raises(BackendError, match="HTTP 500: the engine died"):
+        run_sync(generator.stream([RAW], SamplingParams(max_tokens=4), lambda i, t: seen.append(t)))
+    assert seen == [" 4"]

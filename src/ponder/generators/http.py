@@ -219,7 +219,11 @@ async def _read(response: aiohttp.ClientResponse) -> bytes:
 
 def _event(payload: bytes) -> Any:
     """An event's data; an error event (vLLM sends one when a stream fails) raises."""
-    data = json.loads(payload)
+    try:
+        data = json.loads(payload)
+    except ValueError as exc:
+        message = f"the server sent an event that is not JSON: {payload[:200]!r}"
+        raise UpstreamError(message) from exc
     if isinstance(data, dict) and isinstance(data.get("error"), dict):
         error = data["error"]
         code = error.get("code")
