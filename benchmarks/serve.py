@@ -89,6 +89,16 @@ def ponder(port: int, *flags: str) -> list[str]:
     return [sys.executable, "-m", "ponder.cli", "serve", "--port", str(port), *flags]
 
 
+def relay(upstream: str, port: int, log: Path) -> contextlib.AbstractContextManager:
+    """A ponder server on `port` for the embedded policy served at `upstream`, no verifier."""
+    from ponder.models import embedded_policy
+
+    policy = str(embedded_policy())
+    flags = ["--model", upstream, "--served-model", "arith-policy", "--format", policy]
+    flags += ["--model-config", policy, "--verifier", "none", "--max-concurrent", "64"]
+    return process(ponder(port, *flags), f"http://127.0.0.1:{port}/health", log)
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
@@ -248,15 +258,7 @@ def main() -> None:
                 process(vllm, f"http://127.0.0.1:{vllm_port}/health", logs / "vllm.log", env)
             )
             vllm_url = f"http://127.0.0.1:{vllm_port}/v1"
-            flags = ["--model", vllm_url, "--served-model", "arith-policy", "--format", policy]
-            flags += ["--model-config", policy, "--verifier", "none", "--max-concurrent", "64"]
-            server = stack.enter_context(
-                process(
-                    ponder(via_port, *flags),
-                    f"http://127.0.0.1:{via_port}/health",
-                    logs / "ponder-vllm.log",
-                )
-            )
+            server = stack.enter_context(relay(vllm_url, via_port, logs / "ponder-vllm.log"))
             via = f"http://127.0.0.1:{via_port}/v1"
             print(f"1. overhead of ponder serve for single, against vLLM directly (logs: {logs})")
             measure_overhead(vllm_url, via, server.pid, args.requests)
@@ -267,15 +269,7 @@ def main() -> None:
                 process(command, f"http://127.0.0.1:{port}/health", logs / "stand-in.log")
             )
             url = f"http://127.0.0.1:{port}/v1"
-            flags = ["--model", url, "--served-model", "arith-policy", "--format", policy]
-            flags += ["--model-config", policy, "--verifier", "none", "--max-concurrent", "64"]
-            server = stand_in.enter_context(
-                process(
-                    ponder(via_port, *flags),
-                    f"http://127.0.0.1:{via_port}/health",
-                    logs / "ponder-stand-in.log",
-                )
-            )
+            server = stand_in.enter_context(relay(url, via_port, logs / "ponder-stand-in.log"))
             print("1b. the same against a stand-in upstream that answers after 300 ms, CPU-free")
             measure_overhead(url, f"http://127.0.0.1:{via_port}/v1", server.pid, args.requests)
         local_port = free_port()

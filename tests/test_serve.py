@@ -206,9 +206,11 @@ def test_the_async_client_streams(server):
     assert asyncio.run(streamed()).strip().endswith("The answer is 19.")
 
 
-def test_concurrent_requests_share_upstream_calls(server):
+def six_at_once(base: str) -> tuple[list[str], float]:
+    """The answers of six `majority:4` requests sent at once, and the generator calls they made."""
+
     async def many() -> list[str]:
-        async_client = openai.AsyncOpenAI(base_url=f"{server}/v1", api_key="x", max_retries=0)
+        async_client = openai.AsyncOpenAI(base_url=f"{base}/v1", api_key="x", max_retries=0)
         async with async_client:
             responses = await asyncio.gather(
                 *(
@@ -220,9 +222,13 @@ def test_concurrent_requests_share_upstream_calls(server):
             )
         return [r.model_extra["ponder"]["answer"] for r in responses]
 
-    before = metric(server, "ponder_upstream_calls_total", role="generator")
+    before = metric(base, "ponder_upstream_calls_total", role="generator")
     answers = asyncio.run(many())
-    calls = metric(server, "ponder_upstream_calls_total", role="generator") - before
+    return answers, metric(base, "ponder_upstream_calls_total", role="generator") - before
+
+
+def test_concurrent_requests_share_upstream_calls(server):
+    answers, calls = six_at_once(server)
     assert len(answers) == 6
     assert calls < 6, "each request went to the model on its own"
 
@@ -538,24 +544,9 @@ def test_a_vllm_upstream_answers_with_search_and_streams_tokens(over_vllm):
 
 @pytest.mark.vllm
 def test_concurrent_requests_to_a_served_model_go_as_they_come(over_vllm):
-    # The test above for the local model sees the same six requests merged; vLLM batches
-    # them itself, and merged, each would wait for the slowest of its call.
-    async def many() -> list[str]:
-        async_client = openai.AsyncOpenAI(base_url=f"{over_vllm}/v1", api_key="x", max_retries=0)
-        async with async_client:
-            responses = await asyncio.gather(
-                *(
-                    async_client.chat.completions.create(
-                        model="arith@majority:4", messages=ask(HARD), seed=s
-                    )
-                    for s in range(6)
-                )
-            )
-        return [r.model_extra["ponder"]["answer"] for r in responses]
-
-    before = metric(over_vllm, "ponder_upstream_calls_total", role="generator")
-    answers = asyncio.run(many())
-    calls = metric(over_vllm, "ponder_upstream_calls_total", role="generator") - before
+    # The local model sees the same six requests merged (the test above); vLLM batches them
+    # itself, and merged, each would wait for the slowest of its call.
+    answers, calls = six_at_once(over_vllm)
     assert len(answers) == 6 and all(answers)
     assert calls == 6
 
