@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.metadata
 import itertools
 import json
 import logging
@@ -30,8 +31,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 import aiohttp
-
-from ponder import __version__
 
 log = logging.getLogger(__name__)
 RETRIED = frozenset({408, 409, 429})
@@ -89,7 +88,7 @@ class APIClient:
         self._headers = {
             "Authorization": f"Bearer {api_key}",
             "Content-Type": "application/json",
-            "User-Agent": f"ponder/{__version__}",
+            "User-Agent": _user_agent(),
         }
         self._timeout = aiohttp.ClientTimeout(total=None, connect=timeout, sock_read=timeout)
         self._session: aiohttp.ClientSession | None = None
@@ -154,7 +153,7 @@ class APIClient:
                 if not failure.retryable or attempt >= self.max_retries:
                     raise
                 wait = _backoff(attempt, failure.retry_after)
-                log.warning(
+                log.info(  # as the openai client does: the caller sees the last failure
                     "%s/%s: %s; retry %d of %d in %.2f s",
                     self.base_url,
                     path,
@@ -206,6 +205,13 @@ class APIClient:
             )
             self._loop = loop
         return self._session
+
+
+def _user_agent() -> str:
+    try:
+        return f"ponder/{importlib.metadata.version('ponder')}"
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree
+        return "ponder"
 
 
 async def _read(response: aiohttp.ClientResponse) -> bytes:

@@ -242,6 +242,7 @@ async def served_model(client: APIClient, base_url: str, model: str | None) -> s
         listed = await client.get("models")
         models = [m["id"] for m in listed.get("data") or ()]
     except UpstreamError as exc:
+        await client.aclose()  # nothing is left open by a server that is not there
         raise ModelLoadError(
             f"cannot reach an OpenAI-compatible server at {base_url}: {exc.describe()}"
         ) from exc
