@@ -139,32 +139,31 @@ class _Faulty(BaseHTTPRequestHandler):
             state["peak"] = max(state["peak"], state["in_flight"])
             status = state["statuses"].pop(0) if state["statuses"] else 200
         time.sleep(state["delay"])
+        headers = {"Content-Type": "application/json"}
         if state["events"] is not None:  # a stream: these events, then the connection closes
             payload = "".join(f"data: {json.dumps(e)}\n\n" for e in state["events"]).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "text/event-stream")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-            with state["lock"]:
-                state["in_flight"] -= 1
-            return
-        body = {"error": {"message": "try again", "type": "server_error"}}
-        if status == 200:
-            body = {
-                "id": "x",
-                "object": "text_completion",
-                "created": 0,
-                "model": "fake",
-                "choices": [{"index": 0, "text": " 42", "finish_reason": "stop", "logprobs": None}],
-                "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7},
-            }
-        payload = json.dumps(body).encode()
+            status, headers = 200, {"Content-Type": "text/event-stream"}
+        elif status == 200:
+            payload = json.dumps(
+                {
+                    "id": "x",
+                    "object": "text_completion",
+                    "created": 0,
+                    "model": "fake",
+                    "choices": [
+                        {"index": 0, "text": " 42", "finish_reason": "stop", "logprobs": None}
+                    ],
+                    "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7},
+                }
+            ).encode()
+        else:
+            payload = json.dumps({"error": {"message": "try again", "type": "server_error"}})
+            payload = payload.encode()
+            if status == 429:
+                headers["Retry-After"] = str(state["retry_after"])
         self.send_response(status)
-        if status == 429:
-            self.send_header("Retry-After", str(state["retry_after"]))
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
+        for name, value in {**headers, "Content-Length": str(len(payload))}.items():
+            self.send_header(name, value)
         self.end_headers()
         self.wfile.write(payload)
         with state["lock"]:
