@@ -1,27 +1,32 @@
 """The numbers of compute-optimal scaling, on the arith test split (never used for calibration).
 
     python benchmarks/compute_optimal.py [--problems 200] [--runs runs/bench-compute-optimal]
-        [--policy FILE] [--bootstrap 1000]
+        [--policy FILE] [--bootstrap 1000] [--no-run]
 
-Runs (resumably, through the evaluation harness, into `--runs`):
+Runs (resumably, through the evaluation harness, into `--runs`), in this order,
+the cheapest and most needed first:
 - baselines: majority and weighted majority at N = 1, 2, 4, ..., 128 (sample reuse);
 - policy-DIGEST: `compute_optimal` following the policy at N = 4, 16, 64;
+- adaptive: adaptive voting at N = 16 and 64, at confidence 0.9, 0.95 and 0.99;
+- allocated-DIGEST-K.json: `compute_optimal` with one total of K x problems samples
+  shared by the pilots' readings (`run_allocated`), K = 16 and 11;
+- baselines again at N = 256, so that their curve reaches past compute_optimal's tokens;
 - configurations: every configuration the policy was calibrated with, each forced
-  behind the same pilot, at N = 4, 16, 64;
-- adaptive: adaptive voting at N = 16 and 64, at confidence 0.9, 0.95 and 0.99.
+  behind the same pilot, at N = 4, 16, 64.
 
-Then prints:
+Then prints, from what is stored (`--no-run`: only that, while a run goes on):
 1. compute-efficiency ratio: the generated tokens the better baseline needs to
    reach compute_optimal's accuracy at N = 4, 16, 64 (interpolated linearly in
    log tokens between its budgets), over the tokens compute_optimal used, with a
-   95% bootstrap interval over problems; and the same in total FLOPs, the
-   verifier's included;
+   95% bootstrap interval over problems (where no baseline reaches it, the most
+   they spent stands in: the ratio and its interval are then lower bounds); and
+   the same in total FLOPs, the verifier's included;
 2. compute_optimal against every fixed configuration and the baselines at equal N;
 3. adaptive voting at each confidence: samples used against fixed N = 16 and 64,
    and the accuracy lost against majority voting at that N (paired bootstrap
    interval);
-4. one budget for the batch: compute_optimal with a total of 16 x problems
-   allocated by the pilots' readings (`run_allocated`), against N = 16 each.
+4. one budget for the batch: each allocated total against `compute_optimal` at
+   N = 16 each (paired bootstrap interval of the difference).
 """
 
 from __future__ import annotations
@@ -51,25 +56,31 @@ from ponder.verifiers import load_verifier
 
 BASELINES = ("majority", "weighted_majority")
 BASELINE_BUDGETS = (1, 2, 4, 8, 16, 32, 64, 128)
+EXTENDED_BUDGETS = (256,)  # measured late: the baselines' reach past compute_optimal's tokens
 POLICY_BUDGETS = (4, 16, 64)
 ADAPTIVE_BUDGETS = (16, 64)
 CONFIDENCES = ("0.9", "0.95", "0.99")  # 0.95: adaptive's default
+ALLOCATED_TOTALS = (16, 11)  # samples per problem on average: N=16's, and 31% fewer
 SHARED = {"max_tokens": "256"}
 
 
-def sweep(out: Path, strategies: list[StrategySpec], budgets: tuple[int, ...], problems: int):
-    config = EvalConfig(
-        tasks=("arith",),
-        strategies=tuple(strategies),
-        budgets=budgets,
-        limit=problems,
-        difficulty_samples=0,
-    )
-    runner = Sweep(config, out)
-    try:
-        run_sync(runner.run())
-    finally:
-        runner.close()
+def sweep(out: Path, strategies, budgets: tuple[int, ...], problems: int, no_run: bool):
+    """The stored results of `strategies` at `budgets`, run first unless `no_run`."""
+    if not no_run:
+        config = EvalConfig(
+            tasks=("arith",),
+            strategies=tuple(strategies),
+            budgets=budgets,
+            limit=problems,
+            difficulty_samples=0,
+        )
+        runner = Sweep(config, out)
+        try:
+            run_sync(runner.run())
+        finally:
+            runner.close()
+    if not (out / "results.sqlite").exists():
+        return {}
     with Store(out / "results.sqlite") as store:
         rows = list(store.rows())
     table: dict[tuple[str, int], dict[str, tuple[float, float, float, float]]] = {}
@@ -99,72 +110,125 @@ def arrays(table, strategy, budget, problems):
     return np.array([[*cells[p]] for p in problems])
 
 
+def allocated(path: Path, args, policy_file: Path, own: dict[str, str], total: int) -> dict:
+    """`compute_optimal` over all the problems with one total budget (`run_allocated`), kept
+    in `path` (one allocation is one unit of work: rerun whole if it was cut off)."""
+    import json
+
+    if path.exists():
+        return json.loads(path.read_text())
+    if args.no_run:
+        return {}
+    generator = TransformersGenerator(embedded_policy())
+    task = arith_task("test", args.problems)
+    strategy = make_strategy("compute_optimal", generator, task, load_verifier(), own, seed=0)
+    start = time.perf_counter()
+    results = strategy.run_allocated(list(task.problems), total)
+    kept = {
+        "policy": str(policy_file),
+        "total": total,
+        "seconds": time.perf_counter() - start,
+        "problems": {
+            p.id: {
+                "correct": task.is_correct(r.answer, p),
+                "budget": r.budget,
+                "samples": r.cost.samples,
+                "generated_tokens": r.cost.generated_tokens,
+            }
+            for r, p in zip(results, task.problems, strict=True)
+        },
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.with_suffix(".part").write_text(json.dumps(kept, indent=1))
+    path.with_suffix(".part").replace(path)
+    return kept
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--problems", type=int, default=200)
     parser.add_argument("--runs", type=Path, default=Path("runs/bench-compute-optimal"))
     parser.add_argument("--policy", type=Path, default=embedded_policy_file())
     parser.add_argument("--bootstrap", type=int, default=1000)
+    parser.add_argument(
+        "--no-run", action="store_true", help="print what is stored so far; run nothing"
+    )
     args = parser.parse_args()
     policy = Policy.load(args.policy)
     # Every candidate it was calibrated with, whether chosen anywhere or not.
     forced = list(policy.made_with.get("candidates") or map(str, policy.configurations()))
     digest = hashlib.sha256(args.policy.read_bytes()).hexdigest()[:12]
-
-    baselines = sweep(
-        args.runs / "baselines",
-        [StrategySpec(name, dict(SHARED)) for name in BASELINES],
-        BASELINE_BUDGETS,
-        args.problems,
-    )
     own = {**SHARED, "policy": str(args.policy), "pilot": str(policy.pilot)}
+
+    # Cheapest and most needed first, so that a run cut short has printed what it could.
     # The policy's own runs are stored by its file's digest, so another policy at the
     # same path is never read from an old store; the forced configurations do not
     # depend on the policy, and a run extends with new ones.
-    chosen = sweep(
-        args.runs / f"policy-{digest}",
-        [StrategySpec("compute_optimal", own)],
-        POLICY_BUDGETS,
-        args.problems,
-    )
-    chosen |= sweep(
-        args.runs / "configurations",
-        [
-            StrategySpec(
-                "compute_optimal",
-                {**SHARED, "force": f, "pilot": str(policy.pilot)},
-                shown=("force",),
-            )
-            for f in forced
-        ],
-        POLICY_BUDGETS,
-        args.problems,
-    )
-    adaptive = sweep(
-        args.runs / "adaptive",
-        [adaptive_spec(c) for c in CONFIDENCES],
-        ADAPTIVE_BUDGETS,
-        args.problems,
-    )
-    problems = sorted(baselines[("majority", 1)])
+    baseline_specs = [StrategySpec(name, dict(SHARED)) for name in BASELINES]
+    forced_specs = [
+        StrategySpec(
+            "compute_optimal", {**SHARED, "force": f, "pilot": str(policy.pilot)}, shown=("force",)
+        )
+        for f in forced
+    ]
+    sweeps = [
+        ("baselines", baseline_specs, BASELINE_BUDGETS),
+        (f"policy-{digest}", [StrategySpec("compute_optimal", own)], POLICY_BUDGETS),
+        ("adaptive", [adaptive_spec(c) for c in CONFIDENCES], ADAPTIVE_BUDGETS),
+        ("allocated", None, ALLOCATED_TOTALS),
+        ("baselines", baseline_specs, BASELINE_BUDGETS + EXTENDED_BUDGETS),
+        ("configurations", forced_specs, POLICY_BUDGETS),
+    ]
+    tables: dict[str, dict] = {}
+    pooled: dict[tuple[str, int], dict] = {}
+    shares: dict[int, dict] = {}
+    for folder, specs, budgets in sweeps:
+        if specs is None:
+            for per_problem in budgets:
+                path = args.runs / f"allocated-{digest}-{per_problem}.json"
+                shares[per_problem] = allocated(
+                    path, args, args.policy, own, per_problem * args.problems
+                )
+            continue
+        tables[folder] = sweep(args.runs / folder, specs, budgets, args.problems, args.no_run)
+        pooled.update(tables[folder])
+    report(args, policy, forced, pooled, shares)
+
+
+def report(args, policy: Policy, forced: list[str], table, shares) -> None:
+    problems = sorted(table.get(("majority", 1), {}))
+    if len(problems) < args.problems:
+        print("nothing measured yet: the baselines come first")
+        return
     rng = np.random.default_rng(0)
     draws = [rng.integers(0, len(problems), len(problems)) for _ in range(args.bootstrap)]
 
-    measured = {
-        name: [arrays(baselines, name, b, problems) for b in BASELINE_BUDGETS] for name in BASELINES
-    }
+    def have(strategy, budget):
+        return all(p in table.get((strategy, budget), {}) for p in problems)
+
+    def data(strategy, budget):
+        return arrays(table, strategy, budget, problems)
+
+    reach = [b for b in BASELINE_BUDGETS + EXTENDED_BUDGETS if all(have(n, b) for n in BASELINES)]
+    measured = {name: [data(name, b) for b in reach] for name in BASELINES}
 
     def curve(name, pick, spent):
         return [(d[pick, spent].mean(), d[pick, 0].mean()) for d in measured[name]]
 
     def needed(accuracy, pick, spent=1):
-        reach = [compute_to_reach(curve(name, pick, spent), accuracy) for name in BASELINES]
-        found = [r for r in reach if r is not None]
+        found = [compute_to_reach(curve(name, pick, spent), accuracy) for name in BASELINES]
+        found = [r for r in found if r is not None]
         return min(found) if found else None
+
+    def most(pick, spent):
+        """Where no baseline reaches the accuracy, the most they spent: the ratio's lower
+        bound (so an interval over draws that were not all reached is one of bounds)."""
+        return max(curve(name, pick, spent)[-1][0] for name in BASELINES)
 
     print(
         f"{len(problems)} arith test problems; policy {args.policy} "
-        f"(pilot {policy.pilot}, {policy.bins} bins, configurations: {', '.join(forced)})"
+        f"(pilot {policy.pilot}, {policy.bins} bins, configurations: {', '.join(forced)}); "
+        f"baselines measured up to N={reach[-1]}"
     )
     print("\n1. compute-efficiency ratio against the better of majority and weighted majority")
     everyone = np.arange(len(problems))
@@ -172,16 +236,23 @@ def main() -> None:
         if spent == 3:
             print("  in total FLOPs, the verifier's included:")
         for budget in POLICY_BUDGETS:
-            co = arrays(chosen, "compute_optimal", budget, problems)
+            if not have("compute_optimal", budget):
+                print(f"  N={budget:<3} not measured yet")
+                continue
+            co = data("compute_optimal", budget)
             acc, used = co[:, 0].mean(), co[:, spent].mean()
             base = needed(acc, everyone, spent)
             ratios = []
             for pick in draws:
-                b = needed(co[pick, 0].mean(), pick, spent)
-                ratios.append(np.inf if b is None else b / co[pick, spent].mean())
-            low, high = np.percentile(ratios, [2.5, 97.5], method="nearest")  # inf: not reached
-            shown = "never reached (up to N=128)" if base is None else f"{base:{fmt}} {unit}"
-            ratio = "inf" if base is None else f"{base / used:.2f}"
+                b = needed(co[pick, 0].mean(), pick, spent) or most(pick, spent)
+                ratios.append(b / co[pick, spent].mean())
+            low, high = np.percentile(ratios, [2.5, 97.5])
+            if base is None:
+                spent_most = most(everyone, spent)
+                shown = f"never reached (up to N={reach[-1]}, {spent_most:{fmt}} {unit})"
+                ratio = f"> {spent_most / used:.2f}"
+            else:
+                shown, ratio = f"{base:{fmt}} {unit}", f"{base / used:.2f}"
             print(
                 f"  N={budget:<3} compute_optimal acc {acc:.3f} at {used:{fmt}} {unit}; "
                 f"baseline needs {shown}; ratio {ratio} [95% CI {low:.2f}, {high:.2f}]"
@@ -192,21 +263,25 @@ def main() -> None:
     for budget in POLICY_BUDGETS:
         cells = []
         for label in labels:
-            d = arrays(chosen, label, budget, problems)
-            cells.append(
-                f"{label.replace('compute_optimal[force=', '')[:-1] if '[' in label else label} "
-                f"{d[:, 0].mean():.3f} ({d[:, 1].mean():.0f})"
-            )
+            shown = label.replace("compute_optimal[force=", "")[:-1] if "[" in label else label
+            if not have(label, budget):
+                cells.append(f"{shown} not measured yet")
+                continue
+            d = data(label, budget)
+            cells.append(f"{shown} {d[:, 0].mean():.3f} ({d[:, 1].mean():.0f})")
         for name in BASELINES:
-            d = arrays(baselines, name, budget, problems)
+            d = data(name, budget)
             cells.append(f"plain {name} {d[:, 0].mean():.3f} ({d[:, 1].mean():.0f})")
         print(f"  N={budget}: " + "; ".join(cells))
 
     print("\n3. adaptive voting against majority voting at fixed N")
     for confidence in CONFIDENCES:
         for budget in ADAPTIVE_BUDGETS:
-            a = arrays(adaptive, adaptive_label(confidence), budget, problems)
-            m = arrays(baselines, "majority", budget, problems)
+            if not have(adaptive_label(confidence), budget):
+                print(f"  confidence {confidence} N={budget}: not measured yet")
+                continue
+            a = data(adaptive_label(confidence), budget)
+            m = data("majority", budget)
             lost = m[:, 0] - a[:, 0]
             intervals = np.percentile([lost[p].mean() for p in draws], [2.5, 97.5])
             used = a[:, 2].mean()
@@ -215,31 +290,34 @@ def main() -> None:
                 f"({budget / used:.1f}x fewer), accuracy {a[:, 0].mean():.3f} vs majority "
                 f"{m[:, 0].mean():.3f}: lost {100 * lost.mean():.1f} points [95% CI "
                 f"{100 * intervals[0]:.1f}, {100 * intervals[1]:.1f}]; tokens "
-                f"{a[:, 1].mean():.0f} vs {m[:, 1].mean():.0f}"
+                f"{a[:, 1].mean():.0f} vs {m[:, 1].mean():.0f}; median samples "
+                f"{statistics.median(a[:, 2]):.0f}"
             )
-    print("\n4. one total budget for the batch (16 x problems), allocated vs uniform")
-    generator = TransformersGenerator(embedded_policy())
-    strategy = make_strategy(
-        "compute_optimal", generator, arith_task("test", args.problems),
-        load_verifier(), own, seed=0,
-    )  # fmt: skip
-    start = time.perf_counter()
-    allocated = strategy.run_allocated(list(strategy.task.problems), 16 * len(problems))
-    right = [
-        strategy.task.is_correct(r.answer, p)
-        for r, p in zip(allocated, strategy.task.problems, strict=True)
-    ]
-    uniform = arrays(chosen, "compute_optimal", 16, problems)
-    shares = Counter(r.budget for r in allocated)
-    print(
-        f"  allocated: accuracy {np.mean(right):.3f}, {sum(r.cost.samples for r in allocated)} "
-        f"samples, budgets {dict(sorted(shares.items()))} ({time.perf_counter() - start:.0f} s); "
-        f"uniform N=16: accuracy {uniform[:, 0].mean():.3f}, {uniform[:, 2].sum():.0f} samples"
-    )
-    print(
-        f"\nmedian samples per problem, adaptive at N=64: "
-        f"{statistics.median(arrays(adaptive, 'adaptive', 64, problems)[:, 2]):.0f}"
-    )
+
+    print("\n4. one total budget for the batch, allocated by the pilots' readings, vs N=16 each")
+    if not have("compute_optimal", 16):
+        print("  uniform N=16 not measured yet")
+        return
+    uniform = data("compute_optimal", 16)
+    for per_problem, kept in sorted(shares.items()):
+        if not kept:
+            print(f"  total {per_problem} x problems: not measured yet")
+            continue
+        right = np.array([float(kept["problems"][p]["correct"]) for p in problems])
+        gained = right - uniform[:, 0]
+        intervals = np.percentile([gained[p].mean() for p in draws], [2.5, 97.5])
+        samples = sum(kept["problems"][p]["samples"] for p in problems)
+        budgets = Counter(kept["problems"][p]["budget"] for p in problems)
+        tokens = np.mean([kept["problems"][p]["generated_tokens"] for p in problems])
+        print(
+            f"  total {per_problem} x problems: accuracy {right.mean():.3f} with {samples} "
+            f"samples ({1 - samples / uniform[:, 2].sum():.0%} fewer than uniform), "
+            f"{tokens:.0f} tokens per problem, budgets {dict(sorted(budgets.items()))} "
+            f"({kept['seconds']:.0f} s); against uniform N=16 (accuracy "
+            f"{uniform[:, 0].mean():.3f}, {uniform[:, 2].sum():.0f} samples, "
+            f"{uniform[:, 1].mean():.0f} tokens): {100 * gained.mean():+.1f} points "
+            f"[95% CI {100 * intervals[0]:+.1f}, {100 * intervals[1]:+.1f}]"
+        )
 
 
 if __name__ == "__main__":

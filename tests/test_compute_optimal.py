@@ -209,6 +209,34 @@ def test_the_pilot_is_counted_and_its_samples_vote(models, task):
             assert result.cost.samples == n and result.details["configuration"] == "pilot vote"
 
 
+def test_a_budget_within_the_pilot_is_chosen_among_as_the_configuration_would(models, task):
+    # Same seed, same pilot: each forced configuration sees the same four samples, scored.
+    generator, prm = models
+    picks = {}
+    for force in ("majority", "weighted_majority", "revision"):
+        params = {"max_tokens": "160", "force": force}
+        strategy = make_strategy("compute_optimal", generator, task, prm, params, seed=0)
+        picks[force] = strategy.run_many(task.problems, 4)
+    for plain, weighted, revision in zip(*picks.values(), strict=True):
+        assert [c.text for c in plain.candidates] == [c.text for c in weighted.candidates]
+        for result in (plain, weighted, revision):
+            assert result.cost.samples == 4 and result.details["configuration"] == "pilot vote"
+        answers = [c.answer for c in plain.candidates if c.answer is not None]
+        assert answers.count(plain.answer) == max(map(answers.count, answers))
+
+        def totals(key: str, candidates=weighted.candidates) -> dict[str, float]:
+            summed: dict[str, float] = {}
+            for c in candidates:
+                if c.answer is not None:
+                    summed[c.answer] = summed.get(c.answer, 0.0) + c.scores[key]
+            return summed
+
+        by_last, by_outcome = totals("prm_last"), totals("outcome")  # weighted's default; a verdict
+        assert by_last[weighted.answer] == max(by_last.values())
+        # A revision has nothing to select with at this budget: it takes the weighted vote.
+        assert by_outcome[revision.answer] == max(by_outcome.values())
+
+
 def test_a_search_runs_behind_the_pilot_within_its_limit(models, task):
     generator, prm = models
     params = {"max_tokens": "160", "force": "beam_search:beam_width=2"}

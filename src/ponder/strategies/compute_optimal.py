@@ -12,10 +12,11 @@ with about 4x less compute. At budget N this strategy
    best at this budget for prompts of that difficulty;
 3. runs it with what is left of the budget, N - `pilot`, or less where the
    policy found that a smaller budget did as well at this difficulty (a budget
-   is a cap). At N <= `pilot` the pilot, cut to N samples, is the whole run,
-   and its vote the answer. The pilot's samples are not thrown away: they join
-   the configuration's candidates, so voting counts them and a budget cap still
-   answers with them.
+   is a cap). At N <= `pilot` the pilot, cut to N samples, is the whole run:
+   a configuration that selects among samples (a vote) picks among them its
+   own way, any other takes their verifier-weighted (or plain) vote. The
+   pilot's samples are not thrown away: they join the configuration's
+   candidates, so voting counts them and a budget cap still answers with them.
 
 The pilot's cost is part of the run's cost and of its budget (`sample_limit`).
 `force` runs one configuration behind the same pilot whatever the policy says:
@@ -221,9 +222,10 @@ class ComputeOptimal(BaseStrategy[ComputeOptimalParams]):
             configuration, spend = Configuration.parse(self.params.force or ""), run.n
         details["spend"] = spend
         rest = spend - self.params.pilot
-        if rest < 1:  # the pilot was the whole budget: vote over it
+        if rest < 1:  # the pilot was the whole budget: choose among it
             details["configuration"] = "pilot vote"
-            return replace(self._vote(run), details=details)
+            choice = self._choose_in_pilot(run, configuration, scored=with_verifier)
+            return replace(choice, details=details)
         details["configuration"] = str(configuration)
         strategy = self.inner(configuration)
         sub = Run(
@@ -245,8 +247,19 @@ class ComputeOptimal(BaseStrategy[ComputeOptimalParams]):
         choice = await strategy.solve(sub)
         return replace(choice, details={**choice.details, **details})
 
-    def _vote(self, run: Run) -> Choice:
-        winner = vote(run.task, run.candidates)
+    def _choose_in_pilot(self, run: Run, configuration: Configuration, *, scored: bool) -> Choice:
+        """The pick among the pilot's samples when they are the whole run. A configuration
+        that selects among samples (majority, weighted majority, adaptive, ...) picks its
+        own way; a search or a revision, which has nothing to choose without drawing more,
+        takes the vote weighted by the verifier's scores where the pilot was scored, the
+        plain vote where it was not."""
+        strategy = self.inner(configuration)
+        selects = type(strategy).select is not BaseStrategy.select
+        if selects and (scored or not strategy.uses_verifier(strategy.params)):
+            return strategy.select(run)
+        candidates = run.candidates
+        weight = (lambda i: candidates[i].scores.get("outcome", 0.0)) if scored else None
+        winner = vote(run.task, candidates, weight)
         return Choice(None) if winner is None else run.pick(winner[0])
 
 
