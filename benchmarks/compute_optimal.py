@@ -10,7 +10,7 @@ the cheapest and most needed first:
 - adaptive: adaptive voting at N = 16 and 64, at confidence 0.9, 0.95 and 0.99;
 - allocated-DIGEST-K.json: `compute_optimal` with one total of K x problems samples
   shared by the pilots' readings (`run_allocated`), K = 16 and 11;
-- baselines again at N = 256, so that their curve reaches past compute_optimal's tokens;
+- baselines again at N = 256 and 512, so that their curve reaches past compute_optimal's tokens;
 - configurations: every configuration the policy was calibrated with, each forced
   behind the same pilot, at N = 4, 16, 64.
 
@@ -56,7 +56,7 @@ from ponder.verifiers import load_verifier
 
 BASELINES = ("majority", "weighted_majority")
 BASELINE_BUDGETS = (1, 2, 4, 8, 16, 32, 64, 128)
-EXTENDED_BUDGETS = (256,)  # measured late: the baselines' reach past compute_optimal's tokens
+EXTENDED_BUDGETS = (256, 512)  # measured late: the baselines reach past compute_optimal's tokens
 POLICY_BUDGETS = (4, 16, 64)
 ADAPTIVE_BUDGETS = (16, 64)
 CONFIDENCES = ("0.9", "0.95", "0.99")  # 0.95: adaptive's default
