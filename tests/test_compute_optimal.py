@@ -219,8 +219,9 @@ def test_a_budget_within_the_pilot_is_chosen_among_as_the_configuration_would(mo
         picks[force] = strategy.run_many(task.problems, 4)
     for plain, weighted, revision in zip(*picks.values(), strict=True):
         assert [c.text for c in plain.candidates] == [c.text for c in weighted.candidates]
-        for result in (plain, weighted, revision):
+        for force, result in zip(picks, (plain, weighted, revision), strict=True):
             assert result.cost.samples == 4 and result.details["configuration"] == "pilot vote"
+            assert result.details["chosen_as"] == force
         answers = [c.answer for c in plain.candidates if c.answer is not None]
         assert answers.count(plain.answer) == max(map(answers.count, answers))
 

@@ -224,6 +224,7 @@ class ComputeOptimal(BaseStrategy[ComputeOptimalParams]):
         rest = spend - self.params.pilot
         if rest < 1:  # the pilot was the whole budget: choose among it
             details["configuration"] = "pilot vote"
+            details["chosen_as"] = str(configuration)  # whose rule picked among the pilot
             choice = self._choose_in_pilot(run, configuration, scored=with_verifier)
             return replace(choice, details=details)
         details["configuration"] = str(configuration)
