@@ -43,14 +43,15 @@ import numpy as np
 
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
-from ponder.evaluation import EvalConfig, Store, StrategySpec, Sweep
+from arith_sweep import Table, arith_sweep
+
+from ponder.evaluation import StrategySpec
 from ponder.generators.transformers import TransformersGenerator
 from ponder.metrics import compute_to_reach
 from ponder.models import embedded_policy
 from ponder.policy import Policy
 from ponder.strategies import make_strategy
 from ponder.strategies.compute_optimal import embedded_policy_file
-from ponder.sync import run_sync
 from ponder.tasks.arith import arith_task
 from ponder.verifiers import load_verifier
 
@@ -64,36 +65,6 @@ ALLOCATED_TOTALS = (16, 11)  # samples per problem on average: N=16's, and 31% f
 SHARED = {"max_tokens": "256"}
 
 
-def sweep(out: Path, strategies, budgets: tuple[int, ...], problems: int, no_run: bool):
-    """The stored results of `strategies` at `budgets`, run first unless `no_run`."""
-    if not no_run:
-        config = EvalConfig(
-            tasks=("arith",),
-            strategies=tuple(strategies),
-            budgets=budgets,
-            limit=problems,
-            difficulty_samples=0,
-        )
-        runner = Sweep(config, out)
-        try:
-            run_sync(runner.run())
-        finally:
-            runner.close()
-    if not (out / "results.sqlite").exists():
-        return {}
-    with Store(out / "results.sqlite") as store:
-        rows = list(store.rows())
-    table: dict[tuple[str, int], dict[str, tuple[float, float, float, float]]] = {}
-    for r in rows:
-        table.setdefault((r.strategy, r.budget), {})[r.problem] = (
-            float(r.correct),
-            float(r.generated_tokens),
-            float(r.samples),
-            float(r.flops),
-        )
-    return table
-
-
 def adaptive_spec(confidence: str) -> StrategySpec:
     if confidence == "0.95":  # the default, stored as plain "adaptive"
         return StrategySpec("adaptive", dict(SHARED))
@@ -104,10 +75,16 @@ def adaptive_label(confidence: str) -> str:
     return "adaptive" if confidence == "0.95" else f"adaptive[confidence={confidence}]"
 
 
-def arrays(table, strategy, budget, problems):
+def arrays(table: Table, strategy: str, budget: int, problems: list[str]) -> np.ndarray:
+    """[problem, (correct, generated tokens, samples, FLOPs)]"""
     cells = table[(strategy, budget)]
-    # [problem, (correct, generated tokens, samples, FLOPs)]
-    return np.array([[*cells[p]] for p in problems])
+    return np.array(
+        [
+            [cells[p].correct, cells[p].generated_tokens, cells[p].samples, cells[p].flops]
+            for p in problems
+        ],
+        dtype=float,
+    )
 
 
 def allocated(path: Path, args, policy_file: Path, own: dict[str, str], total: int) -> dict:
@@ -179,8 +156,7 @@ def main() -> None:
         ("baselines", baseline_specs, BASELINE_BUDGETS + EXTENDED_BUDGETS),
         ("configurations", forced_specs, POLICY_BUDGETS),
     ]
-    tables: dict[str, dict] = {}
-    pooled: dict[tuple[str, int], dict] = {}
+    pooled: Table = {}
     shares: dict[int, dict] = {}
     for folder, specs, budgets in sweeps:
         if specs is None:
@@ -190,8 +166,8 @@ def main() -> None:
                     path, args, args.policy, own, per_problem * args.problems
                 )
             continue
-        tables[folder] = sweep(args.runs / folder, specs, budgets, args.problems, args.no_run)
-        pooled.update(tables[folder])
+        out = args.runs / folder
+        pooled |= arith_sweep(out, specs, budgets, args.problems, run=not args.no_run)
     report(args, policy, forced, pooled, shares)
 
 

@@ -35,39 +35,23 @@ from pathlib import Path
 
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
+from arith_sweep import Table, arith_sweep
+
 from ponder.errors import PonderError
-from ponder.evaluation import EvalConfig, Store, StrategySpec, Sweep
+from ponder.evaluation import Store, StrategySpec
 from ponder.evaluation.store import Row
 from ponder.metrics import cluster_bootstrap_ci
 from ponder.strategies import STRATEGIES
-from ponder.sync import run_sync
 
 CURVES = ("majority", "weighted_majority", "best_of_n", "beam_search")
 CURVE_BUDGETS = (1, 2, 4, 8, 16, 32)
 AT = 8
 SHARED = {"max_tokens": "256"}
 
-Table = dict[tuple[str, int], dict[str, Row]]
-
 
 def sweep(out: Path, names: Sequence[str], budgets: tuple[int, ...], problems: int) -> Table:
-    config = EvalConfig(
-        tasks=("arith",),
-        strategies=tuple(StrategySpec(name, dict(SHARED)) for name in names),
-        budgets=budgets,
-        limit=problems,
-        difficulty_samples=16,
-    )
-    runner = Sweep(config, out)
-    try:
-        run_sync(runner.run())
-    finally:
-        runner.close()
-    table: Table = {}
-    with Store(out / "results.sqlite") as store:
-        for row in store.rows():
-            table.setdefault((row.strategy, row.budget), {})[row.problem] = row
-    return table
+    specs = [StrategySpec(name, dict(SHARED)) for name in names]
+    return arith_sweep(out, specs, budgets, problems, difficulty_samples=16)
 
 
 def ci(

@@ -1,0 +1,50 @@
+"""One measured sweep on the arith test split, for the benchmark scripts beside this file.
+
+`arith_sweep` runs (resumably) the strategies at the budgets through the evaluation
+harness into a folder and returns what that folder's store holds, by (strategy label,
+budget) and problem.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from ponder.evaluation import EvalConfig, Store, StrategySpec, Sweep
+from ponder.evaluation.store import Row
+from ponder.sync import run_sync
+
+Table = dict[tuple[str, int], dict[str, Row]]
+
+
+def arith_sweep(
+    out: Path,
+    strategies: Sequence[StrategySpec],
+    budgets: tuple[int, ...],
+    problems: int,
+    *,
+    difficulty_samples: int = 0,
+    run: bool = True,
+) -> Table:
+    """The stored results of `strategies` at `budgets` on the first `problems` test
+    problems, run first (what is not stored yet) unless `run` is false."""
+    if run:
+        config = EvalConfig(
+            tasks=("arith",),
+            strategies=tuple(strategies),
+            budgets=budgets,
+            limit=problems,
+            difficulty_samples=difficulty_samples,
+        )
+        runner = Sweep(config, out)
+        try:
+            run_sync(runner.run())
+        finally:
+            runner.close()
+    table: Table = {}
+    if not (out / "results.sqlite").exists():
+        return table
+    with Store(out / "results.sqlite") as store:
+        for row in store.rows():
+            table.setdefault((row.strategy, row.budget), {})[row.problem] = row
+    return table
