@@ -2,7 +2,8 @@
 
 `arith_sweep` runs (resumably) the strategies at the budgets through the evaluation
 harness into a folder and returns what that folder's store holds, by (strategy label,
-budget) and problem.
+budget) and problem. What is all stored already is not run again, so a folder that a
+later stage extended (more budgets) still answers an earlier stage's smaller request.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 from ponder.evaluation import EvalConfig, Store, StrategySpec, Sweep
 from ponder.evaluation.store import Row
 from ponder.sync import run_sync
+from ponder.tasks.arith import arith_task
 
 Table = dict[tuple[str, int], dict[str, Row]]
 
@@ -28,7 +30,7 @@ def arith_sweep(
 ) -> Table:
     """The stored results of `strategies` at `budgets` on the first `problems` test
     problems, run first (what is not stored yet) unless `run` is false."""
-    if run:
+    if run and not _stored(out, strategies, budgets, problems, difficulty_samples):
         config = EvalConfig(
             tasks=("arith",),
             strategies=tuple(strategies),
@@ -48,3 +50,24 @@ def arith_sweep(
         for row in store.rows():
             table.setdefault((row.strategy, row.budget), {})[row.problem] = row
     return table
+
+
+def _stored(
+    out: Path,
+    strategies: Sequence[StrategySpec],
+    budgets: tuple[int, ...],
+    problems: int,
+    difficulty_samples: int,
+) -> bool:
+    """Whether `out` holds every result (seed 0) and difficulty estimate asked for."""
+    if not (out / "results.sqlite").exists():
+        return False
+    ids = {p.id for p in arith_task("test", problems).problems}
+    with Store(out / "results.sqlite") as store:
+        if difficulty_samples and not ids <= set(store.difficulty("arith")):
+            return False
+        return all(
+            ids <= store.done("arith", spec.label, budget, 0)
+            for spec in strategies
+            for budget in budgets
+        )
