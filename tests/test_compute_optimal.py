@@ -162,6 +162,27 @@ def test_a_bin_of_few_problems_is_shrunk_toward_the_configurations_overall_accur
     assert pooled.made_with["shrink"] == 10
 
 
+def test_the_one_se_rule_keeps_the_cheapest_configuration_within_one_standard_error():
+    rows = []
+    for i in range(20):  # easy: revision 18/20, majority 17/20; hard: 18/20 against 10/20
+        rows += [
+            row(f"e{i}", "majority", 8, i < 17, 0.9, 100),
+            row(f"e{i}", "revision", 8, i < 18, 0.9, 300),
+            row(f"h{i}", "majority", 8, i < 10, 0.1, 100),
+            row(f"h{i}", "revision", 8, i < 18, 0.1, 300),
+        ]
+    best = make_policy(rows, bins=2, pilot=4, models={}, made_with={}, shrink=0)
+    assert [e.configuration for e in best.table[8]] == ["revision", "revision"]
+    one_se = make_policy(rows, bins=2, pilot=4, models={}, made_with={}, shrink=0, rule="one-se")
+    easy, hard = one_se.table[8]
+    # Easy: 0.85 is within revision's 0.90 - sqrt(0.9 * 0.1 / 20) = 0.833; hard: 0.5 is not.
+    assert (easy.configuration, easy.accuracy, easy.stderr) == ("majority", 0.85, 0.0798)
+    assert hard.configuration == "revision"
+    assert one_se.made_with["rule"] == "one-se" and best.made_with["rule"] == "best"
+    with pytest.raises(ConfigError, match="unknown rule"):
+        make_policy(rows, bins=2, pilot=4, models={}, made_with={}, rule="cheapest")
+
+
 def test_cross_validation_scores_the_policy_on_problems_it_was_not_made_from():
     rows = []
     for i in range(40):  # revision wins on hard problems, majority (cheaper) on easy ones
@@ -176,6 +197,8 @@ def test_cross_validation_scores_the_policy_on_problems_it_was_not_made_from():
     # hard problem and half the easy ones; majority: every easy one, 5 of 20 hard), 0.75.
     assert (report["policy"], report["best_fixed"], report["fixed"]) == (1.0, 0.75, "revision")
     assert report["in_sample"] == 1.0 and (report["problems"], report["folds"]) == (40, 5)
+    # Held out, revision (300 tokens) on the 20 hard problems and majority (100) on the rest.
+    assert (report["policy_tokens"], report["fixed_tokens"]) == (200.0, 300.0)
     with pytest.raises(ConfigError, match="folds"):
         cross_validate(rows, bins=2, pilot=4, shrink=0, folds=1)
 
@@ -334,7 +357,7 @@ def test_calibrate_then_solve_and_eval_with_the_policy(ponder_cli, tmp_path):
     calibrate = subprocess.run(
         [*ponder_cli, "calibrate", "--limit", "6", "--budgets", "4,6", "--strategies",
          "majority,weighted_majority", "--param", "max_tokens=160", "--bins", "2",
-         "--out", str(out), "--no-progress"],
+         "--rule", "one-se", "--out", str(out), "--no-progress"],
         capture_output=True, text=True, timeout=900,
     )  # fmt: skip
     assert calibrate.returncode == 0, calibrate.stderr
@@ -345,6 +368,7 @@ def test_calibrate_then_solve_and_eval_with_the_policy(ponder_cli, tmp_path):
     assert "N=4:" in calibrate.stdout and "N=6:" in calibrate.stdout
     # Its own accuracy on problems it was not made from, and every choice's uncertainty.
     assert "cross-validated (5 folds, 6 problems): policy" in calibrate.stdout
+    assert "tokens)" in calibrate.stdout and made.made_with["rule"] == "one-se"
     checked = made.made_with["cross_validated"]["6"]
     assert 0 <= checked["policy"] <= 1 and checked["fixed"] in ("majority", "weighted_majority")
     assert all(e.stderr is not None and e.raw_accuracy is not None for e in made.table[6])

@@ -250,6 +250,13 @@ def _eval_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[
         default=5,
         help="folds of the policy's cross-validated accuracy (default 5; 0: none)",
     )
+    cal.add_argument(
+        "--rule",
+        choices=("best", "one-se"),
+        default="best",
+        help="per (budget, bin), keep the best estimated accuracy (default) or, with one-se, "
+        "the fewest generated tokens within one standard error of the best",
+    )
 
 
 def _sweep_options(
@@ -374,6 +381,11 @@ def _sweep_config(
         raise _UsageError(str(exc)) from None
 
 
+def _tokens(checked: dict, key: str) -> str:
+    """ " (N tokens)" for a cross-validation record that has them (older policies do not)."""
+    return f" ({checked[key]:,.0f} tokens)" if key in checked else ""
+
+
 def _calibrate(args: argparse.Namespace) -> int:
     from ponder.evaluation.calibrate import calibrate, candidate_specs
     from ponder.evaluation.progress import RichProgress
@@ -396,6 +408,7 @@ def _calibrate(args: argparse.Namespace) -> int:
         progress=RichProgress(enabled=not args.no_progress),
         shrink=args.shrink,
         folds=args.folds,
+        rule=args.rule,
     )
     print(f"policy: {args.out} (runs in {runs})", file=sys.stderr)
     checked = policy.made_with.get("cross_validated", {})
@@ -413,7 +426,8 @@ def _calibrate(args: argparse.Namespace) -> int:
         if cv:
             print(
                 f"  cross-validated ({cv['folds']} folds, {cv['problems']} problems): policy "
-                f"{cv['policy']:.3f}, best fixed ({cv['fixed']}) {cv['best_fixed']:.3f}; "
+                f"{cv['policy']:.3f}{_tokens(cv, 'policy_tokens')}, best fixed ({cv['fixed']}) "
+                f"{cv['best_fixed']:.3f}{_tokens(cv, 'fixed_tokens')}; "
                 f"in-sample {cv['in_sample']:.3f}"
             )
     return 0

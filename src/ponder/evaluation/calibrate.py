@@ -4,10 +4,13 @@ Every candidate runs as `compute_optimal` with `force` set to it, so each one
 pays for, and sees, the same pilot that `compute_optimal` will read at run
 time. The runs go through the evaluation harness (a resumable store beside
 the policy file, a progress bar), then `make_policy` bins the problems by the
-pilot's reading and keeps, per (budget, bin), the configuration with the best
-accuracy (the fewest generated tokens on a tie), among those run at that budget or
-at a smaller one: a budget is a cap, and where 16 samples did as well as 64 the
-policy spends 16.
+pilot's reading and keeps, per (budget, bin), one configuration among those run at
+that budget or at a smaller one: a budget is a cap, and where 16 samples did as well
+as 64 the policy spends 16. Which one is the `rule`'s choice: "best", the best
+estimated accuracy (the fewest generated tokens on a tie), or "one-se", the fewest
+generated tokens among those whose estimate is within one standard error of the
+best's (Breiman et al.'s one-standard-error rule: a difference the calibration
+cannot tell from noise does not buy a costlier configuration).
 """
 
 from __future__ import annotations
@@ -60,6 +63,8 @@ def candidate_specs(
 # estimate for one bin: a bin of 20 problems is then trusted about two thirds.
 DEFAULT_SHRINK = 10.0
 DEFAULT_FOLDS = 5
+RULES = ("best", "one-se")
+DEFAULT_RULE = RULES[0]
 
 
 def make_policy(
@@ -71,6 +76,7 @@ def make_policy(
     made_with: dict[str, Any],
     shrink: float = DEFAULT_SHRINK,
     reading: str = READINGS[0],
+    rule: str = DEFAULT_RULE,
 ) -> Policy:
     """The policy that the stored calibration results support.
 
@@ -79,11 +85,14 @@ def make_policy(
     configuration's rate over every bin at that budget, with the weight of
     `shrink` problems (empirical-Bayes partial pooling; 0: the raw rates). Each
     entry records its estimate, the raw rate and the estimate's standard error.
+    `rule` says which of a (budget, bin)'s options is kept (see the module's text).
     """
     if not rows:
         raise ConfigError("no calibration results to make a policy from")
     if shrink < 0:
         raise ConfigError(f"shrink must be >= 0, got {shrink}")
+    if rule not in RULES:
+        raise ConfigError(f"unknown rule {rule!r}: one of {', '.join(RULES)}")
     readings = _readings(rows)
     edges = quantile_edges(list(readings.values()), bins)
     # (budget, bin) -> configuration -> correctness and tokens, over problems and seeds
@@ -128,6 +137,10 @@ def make_policy(
                 for c, est in estimated.get((under, b), {}).items()
             ]
             accuracy, _, spend, best = max(options)
+            if rule == "one-se":  # the cheapest within one standard error of the best
+                floor = accuracy - estimated[(spend, b)][best][1]
+                near = [o for o in options if o[0] >= floor]
+                accuracy, _, spend, best = max(near, key=lambda o: (o[1], o[0], o[2], o[3]))
             problems = len(members[(budget, b)])  # seeds repeat a problem
             choices.append(
                 Entry(
@@ -151,15 +164,22 @@ def make_policy(
         edges=tuple(round(e, 6) for e in edges),
         table={b: tuple(c) for b, c in table.items()},
         models=models,
-        made_with={**made_with, "shrink": shrink},
+        made_with={**made_with, "shrink": shrink, "rule": rule},
         reading=reading,
     )
 
 
 def cross_validate(
-    rows: list[Row], *, bins: int, pilot: int, shrink: float, folds: int = DEFAULT_FOLDS
+    rows: list[Row],
+    *,
+    bins: int,
+    pilot: int,
+    shrink: float,
+    folds: int = DEFAULT_FOLDS,
+    rule: str = DEFAULT_RULE,
 ) -> dict[int, dict[str, Any]]:
-    """Per budget, the accuracy of the policy on problems it was not made from.
+    """Per budget, the accuracy and generated tokens of the policy on problems it was not
+    made from.
 
     The problems are split into `folds` folds; a policy made from all but one
     fold chooses, for each problem of that fold, a configuration and budget by
@@ -167,6 +187,8 @@ def cross_validate(
     that problem is what it scores. For comparison, the best single configuration
     on the other folds is scored the same way (`best_fixed`, and its name), and so
     is the in-sample accuracy the policy reports of itself (`in_sample`).
+    `policy_tokens` and `fixed_tokens` are the mean generated tokens per problem of
+    the held-out choices.
     """
     if folds < 2:
         raise ConfigError(f"cross-validation needs at least 2 folds, got {folds}")
@@ -175,18 +197,31 @@ def cross_validate(
     if len(problems) < folds:
         raise ConfigError(f"{len(problems)} problems cannot make {folds} folds")
     fold_of = {key: i % folds for i, key in enumerate(problems)}
-    outcome: dict[tuple[tuple[str, str], str, int], list[float]] = defaultdict(list)
+    # (problem, configuration, budget) -> (correct, generated tokens) per seed
+    outcome: dict[tuple[tuple[str, str], str, int], list[tuple[float, float]]] = defaultdict(list)
     for row in rows:
         outcome[((row.task, row.problem), _forced(row.strategy), row.budget)].append(
-            float(row.correct)
+            (float(row.correct), float(row.generated_tokens))
         )
+
+    def mean(stored: list[tuple[float, float]]) -> tuple[float, float]:
+        return statistics.fmean(c for c, _ in stored), statistics.fmean(t for _, t in stored)
+
     budgets = sorted({r.budget for r in rows})
-    scored: dict[int, dict[str, list[float]]] = {b: defaultdict(list) for b in budgets}
+    scored: dict[int, dict[str, list[tuple[float, float]]]] = {
+        b: defaultdict(list) for b in budgets
+    }
     fixed_names: dict[int, list[str]] = defaultdict(list)
+
+    def made(rows: list[Row]) -> Policy:
+        return make_policy(
+            rows, bins=bins, pilot=pilot, models={}, made_with={}, shrink=shrink, rule=rule
+        )
+
     for fold in range(folds):
         train = [r for r in rows if fold_of[(r.task, r.problem)] != fold]
         held = [key for key in problems if fold_of[key] == fold]
-        policy = make_policy(train, bins=bins, pilot=pilot, models={}, made_with={}, shrink=shrink)
+        policy = made(train)
         for budget in budgets:
             fixed = _best_fixed(train, budget)
             fixed_names[budget].append(fixed)
@@ -194,25 +229,28 @@ def cross_validate(
                 configuration, spend = policy.choose(budget, readings[key])
                 chosen = outcome.get((key, str(configuration), spend))
                 if chosen:
-                    scored[budget]["policy"].append(statistics.fmean(chosen))
+                    scored[budget]["policy"].append(mean(chosen))
                 stored = outcome.get((key, fixed, budget))
                 if stored:
-                    scored[budget]["best_fixed"].append(statistics.fmean(stored))
-    whole = make_policy(rows, bins=bins, pilot=pilot, models={}, made_with={}, shrink=shrink)
+                    scored[budget]["best_fixed"].append(mean(stored))
+    whole = made(rows)
     report: dict[int, dict[str, Any]] = {}
     for budget in budgets:
         in_sample = [
-            statistics.fmean(outcome[(key, str(c), n)])
+            mean(outcome[(key, str(c), n)])[0]
             for key in problems
             for c, n in [whole.choose(budget, readings[key])]
             if outcome.get((key, str(c), n))
         ]
         names = fixed_names[budget]
+        policy_scores, fixed_scores = scored[budget]["policy"], scored[budget]["best_fixed"]
         report[budget] = {
-            "policy": round(statistics.fmean(scored[budget]["policy"]), 4),
-            "best_fixed": round(statistics.fmean(scored[budget]["best_fixed"]), 4),
+            "policy": round(statistics.fmean(c for c, _ in policy_scores), 4),
+            "best_fixed": round(statistics.fmean(c for c, _ in fixed_scores), 4),
             "fixed": max(set(names), key=names.count),
             "in_sample": round(statistics.fmean(in_sample), 4),
+            "policy_tokens": round(statistics.fmean(t for _, t in policy_scores), 1),
+            "fixed_tokens": round(statistics.fmean(t for _, t in fixed_scores), 1),
             "problems": len(problems),
             "folds": folds,
         }
@@ -258,6 +296,7 @@ def calibrate(
     progress: Progress | None = None,
     shrink: float = DEFAULT_SHRINK,
     folds: int = DEFAULT_FOLDS,
+    rule: str = DEFAULT_RULE,
 ) -> Policy:
     """Run (or resume) the calibration sweep into `runs` and write the policy to `out`, with
     its cross-validated accuracy (`made_with["cross_validated"]`, see `cross_validate`)."""
@@ -297,7 +336,7 @@ def calibrate(
         made_with["cross_validated"] = {
             str(b): v
             for b, v in cross_validate(
-                rows, bins=bins, pilot=pilot, shrink=shrink, folds=folds
+                rows, bins=bins, pilot=pilot, shrink=shrink, folds=folds, rule=rule
             ).items()
         }
     policy = make_policy(
@@ -308,6 +347,7 @@ def calibrate(
         made_with=made_with,
         shrink=shrink,
         reading=reading,
+        rule=rule,
     )
     policy.save(out)
     return policy
