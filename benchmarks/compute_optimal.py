@@ -10,9 +10,11 @@ the cheapest and most needed first:
 - adaptive: adaptive voting at N = 16 and 64, at confidence 0.9, 0.95 and 0.99;
 - allocated-DIGEST-K.json: `compute_optimal` with one total of K x problems samples
   shared by the pilots' readings (`run_allocated`), K = 16 and 11;
-- baselines again at N = 256 and 512, so that their curve reaches past compute_optimal's tokens;
-- configurations: every configuration the policy was calibrated with, each forced
-  behind the same pilot, at N = 4, 16, 64.
+- configurations/NAME: every configuration the policy was calibrated with, each forced
+  behind the same pilot, at N = 4, 16, 64; where the policy chose one configuration at
+  the whole budget for every problem, its run at that N is that configuration's forced
+  run (the same pilot, seeds and calls) and is not run again;
+- baselines again at N = 256 and 512, so that their curve reaches past compute_optimal's tokens.
 
 Then prints, from what is stored (`--no-run`: only that, while a run goes on):
 1. compute-efficiency ratio: the generated tokens the better baseline needs to
@@ -153,11 +155,12 @@ def main() -> None:
         (f"policy-{digest}", [StrategySpec("compute_optimal", own)], POLICY_BUDGETS),
         ("adaptive", [adaptive_spec(c) for c in CONFIDENCES], ADAPTIVE_BUDGETS),
         ("allocated", None, ALLOCATED_TOTALS),
-        ("baselines", baseline_specs, BASELINE_BUDGETS + EXTENDED_BUDGETS),
         ("configurations", forced_specs, POLICY_BUDGETS),
+        ("baselines", baseline_specs, BASELINE_BUDGETS + EXTENDED_BUDGETS),
     ]
     pooled: Table = {}
     shares: dict[int, dict] = {}
+    same: set[tuple[str, int]] = set()
     for folder, specs, budgets in sweeps:
         if specs is None:
             for per_problem in budgets:
@@ -165,13 +168,44 @@ def main() -> None:
                 shares[per_problem] = allocated(
                     path, args, args.policy, own, per_problem * args.problems
                 )
+        elif folder == "configurations":
+            same = policy_is_forced(pooled, forced, args.problems)
+            for f, spec in zip(forced, forced_specs, strict=True):
+                pooled |= {
+                    (spec.label, n): pooled[("compute_optimal", n)] for g, n in same if g == f
+                }
+                left = tuple(n for n in budgets if (f, n) not in same)
+                if not left:
+                    continue
+                out = args.runs / folder / f.replace(":", "_")
+                pooled |= arith_sweep(out, [spec], left, args.problems, run=not args.no_run)
+        else:
+            pooled |= arith_sweep(
+                args.runs / folder, specs, budgets, args.problems, run=not args.no_run
+            )
+    report(args, policy, forced, pooled, shares, same)
+
+
+def policy_is_forced(table: Table, forced: list[str], problems: int) -> set[tuple[str, int]]:
+    """(configuration, N) where the policy's stored run at N chose that configuration at
+    the whole budget for every problem: the forced configuration's run would make the
+    same calls with the same seeds (`compute_optimal` runs it behind the same pilot
+    either way), so it is the same run."""
+    same = set()
+    for budget in POLICY_BUDGETS:
+        rows = table.get(("compute_optimal", budget), {})
+        if len(rows) < problems:
             continue
-        out = args.runs / folder
-        pooled |= arith_sweep(out, specs, budgets, args.problems, run=not args.no_run)
-    report(args, policy, forced, pooled, shares)
+        details = [row.record.get("details", {}) for row in rows.values()]
+        chosen = {(d.get("configuration"), d.get("spend")) for d in details}
+        if len(chosen) == 1:
+            [(configuration, spend)] = chosen
+            if configuration in forced and spend == budget:
+                same.add((configuration, budget))
+    return same
 
 
-def report(args, policy: Policy, forced: list[str], table, shares) -> None:
+def report(args, policy: Policy, forced: list[str], table, shares, same) -> None:
     problems = sorted(table.get(("majority", 1), {}))
     if len(problems) < args.problems:
         print("nothing measured yet: the baselines come first")
@@ -244,7 +278,8 @@ def report(args, policy: Policy, forced: list[str], table, shares) -> None:
                 cells.append(f"{shown} not measured yet")
                 continue
             d = data(label, budget)
-            cells.append(f"{shown} {d[:, 0].mean():.3f} ({d[:, 1].mean():.0f})")
+            mark = " = compute_optimal's run" if (shown, budget) in same else ""
+            cells.append(f"{shown} {d[:, 0].mean():.3f} ({d[:, 1].mean():.0f}){mark}")
         for name in BASELINES:
             d = data(name, budget)
             cells.append(f"plain {name} {d[:, 0].mean():.3f} ({d[:, 1].mean():.0f})")
