@@ -29,7 +29,8 @@ def arith_sweep(
     run: bool = True,
 ) -> Table:
     """The stored results of `strategies` at `budgets` on the first `problems` test
-    problems, run first (what is not stored yet) unless `run` is false."""
+    problems (none of the others the folder may hold), run first (what is not stored
+    yet) unless `run` is false."""
     if run and not _stored(out, strategies, budgets, problems, difficulty_samples):
         config = EvalConfig(
             tasks=("arith",),
@@ -46,10 +47,17 @@ def arith_sweep(
     table: Table = {}
     if not (out / "results.sqlite").exists():
         return table
+    ids = _ids(problems)
     with Store(out / "results.sqlite") as store:
         for row in store.rows():
-            table.setdefault((row.strategy, row.budget), {})[row.problem] = row
+            if row.problem in ids:
+                table.setdefault((row.strategy, row.budget), {})[row.problem] = row
     return table
+
+
+def _ids(problems: int) -> set[str]:
+    """The ids of the first `problems` arith test problems."""
+    return {p.id for p in arith_task("test", problems).problems}
 
 
 def _stored(
@@ -62,7 +70,7 @@ def _stored(
     """Whether `out` holds every result (seed 0) and difficulty estimate asked for."""
     if not (out / "results.sqlite").exists():
         return False
-    ids = {p.id for p in arith_task("test", problems).problems}
+    ids = _ids(problems)
     with Store(out / "results.sqlite") as store:
         if difficulty_samples and not ids <= set(store.difficulty("arith")):
             return False

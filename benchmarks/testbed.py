@@ -37,7 +37,7 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 from arith_sweep import Table, arith_sweep
 
-from ponder.errors import PonderError
+from ponder.errors import ConfigError, PonderError
 from ponder.evaluation import Store, StrategySpec
 from ponder.evaluation.store import Row
 from ponder.metrics import cluster_bootstrap_ci
@@ -86,8 +86,16 @@ def main() -> None:
     def accuracy(key: tuple[str, int]) -> Callable[[Sequence[str]], float]:
         return lambda among: mean(key, "correct", among)
 
+    def hardest(among: Sequence[str]) -> list[str]:
+        """The problems of the two hardest fifths among `among` (a bootstrap resample of
+        a few problems may hold none: the statistic is undefined there, and skipped)."""
+        chosen = [p for p in among if p in hard]
+        if not chosen:
+            raise ConfigError("no problem of the two hardest fifths in this resample")
+        return chosen
+
     def hard_accuracy(key: tuple[str, int]) -> Callable[[Sequence[str]], float]:
-        return lambda among: mean(key, "correct", [p for p in among if p in hard] or among[:1])
+        return lambda among: mean(key, "correct", hardest(among))
 
     print(
         f"{len(problems)} arith test problems; oracle pass@1 (16 samples each) "
@@ -110,7 +118,7 @@ def main() -> None:
 
     def difference(a: tuple[str, int], b: tuple[str, int], among_hard: bool = False):  # type: ignore[no-untyped-def]
         def statistic(among: Sequence[str]) -> float:
-            chosen = [p for p in among if p in hard] if among_hard else among
+            chosen = hardest(among) if among_hard else among
             return mean(a, "correct", chosen) - mean(b, "correct", chosen)
 
         return statistic
