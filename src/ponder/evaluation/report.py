@@ -170,14 +170,26 @@ def ratio_table(analysis: Analysis) -> list[list[str]]:
 
 
 def policy_table(policy: Policy) -> list[list[str]]:
-    """A policy's choice per (budget, bin): configuration, spend, estimate ± stderr."""
+    """A policy's choice per (budget, bin): configuration, spend, estimate ± stderr; and,
+    where its file records them, its cross-validated accuracy beside the best fixed
+    configuration's."""
+    checked = policy.made_with.get("cross_validated") or {}
     rows = [["N", *(f"bin {b}" for b in range(1, policy.bins + 1))]]
+    if checked:
+        rows[0].append("cross-validated: policy / best fixed")
     for budget, entries in sorted(policy.table.items()):
         cells = []
         for entry in entries:
             spend = "" if entry.budget in (None, budget) else f" (spends {entry.budget})"
             error = "" if entry.stderr is None else f" ± {entry.stderr:.2f}"
             cells.append(f"{entry.configuration}{spend}: {entry.accuracy:.2f}{error}")
+        if checked:
+            cv = checked.get(str(budget))
+            cells.append(
+                "-"
+                if cv is None
+                else f"{cv['policy']:.3f} / {cv['best_fixed']:.3f} ({cv['fixed']})"
+            )
         rows.append([str(budget), *cells])
     return rows
 
@@ -275,7 +287,9 @@ def _page(analysis: Analysis, figures: list[tuple[str, str, bytes]]) -> str:
             f"configuration <code>compute_optimal</code> runs for each budget N and bin of the "
             f"difficulty its {policy.pilot}-sample pilot predicts ({html.escape(policy.reading)} "
             "reading; bin 1 easiest), with its estimated accuracy ± standard error on the "
-            "calibration problems. Its accuracy against each fixed strategy's, at equal budget "
+            f"calibration problems (rule: {html.escape(policy.made_with.get('rule', 'best'))}), "
+            "and its accuracy cross-validated on them. Its accuracy against each fixed "
+            "strategy's, at equal budget "
             "and at equal FLOPs, is in the plots above.</p>" + _html_table(policy_table(policy))
         )
     if analysis.coverage:
