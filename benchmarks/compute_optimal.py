@@ -268,22 +268,33 @@ def report(args, policy: Policy, forced: list[str], table, shares, same) -> None
                 f"baseline needs {shown}; ratio {ratio} [95% CI {low:.2f}, {high:.2f}]"
             )
 
-    print("\n2. at equal N: accuracy (generated tokens per problem)")
-    labels = ["compute_optimal", *(f"compute_optimal[force={f}]" for f in forced)]
+    print(
+        "\n2. at equal N: accuracy and generated tokens per problem; compute_optimal's "
+        "accuracy minus each one's (points, paired 95% bootstrap interval)"
+    )
+    labels = [f"compute_optimal[force={f}]" for f in forced] + [*BASELINES]
     for budget in POLICY_BUDGETS:
-        cells = []
+        if not have("compute_optimal", budget):
+            print(f"  N={budget}: compute_optimal not measured yet")
+            continue
+        co = data("compute_optimal", budget)
+        print(f"  N={budget}: compute_optimal {co[:, 0].mean():.3f} ({co[:, 1].mean():.0f} tokens)")
         for label in labels:
             shown = label.replace("compute_optimal[force=", "")[:-1] if "[" in label else label
+            shown = shown if "[" in label else f"plain {shown}"
             if not have(label, budget):
-                cells.append(f"{shown} not measured yet")
+                print(f"    {shown:<26} not measured yet")
                 continue
             d = data(label, budget)
-            mark = " = compute_optimal's run" if (shown, budget) in same else ""
-            cells.append(f"{shown} {d[:, 0].mean():.3f} ({d[:, 1].mean():.0f}){mark}")
-        for name in BASELINES:
-            d = data(name, budget)
-            cells.append(f"plain {name} {d[:, 0].mean():.3f} ({d[:, 1].mean():.0f})")
-        print(f"  N={budget}: " + "; ".join(cells))
+            gained = co[:, 0] - d[:, 0]
+            low, high = np.percentile([gained[p].mean() for p in draws], [2.5, 97.5])
+            mark = (
+                " (the same run: the policy chose it everywhere)" if (shown, budget) in same else ""
+            )
+            print(
+                f"    {shown:<26} {d[:, 0].mean():.3f} ({d[:, 1].mean():>5.0f} tokens): "
+                f"{100 * gained.mean():+.1f} [{100 * low:+.1f}, {100 * high:+.1f}]{mark}"
+            )
 
     print("\n3. adaptive voting against majority voting at fixed N")
     for confidence in CONFIDENCES:
