@@ -382,7 +382,8 @@ def _sweep_config(
 
 
 def _tokens(checked: dict, key: str) -> str:
-    """ " (N tokens)" for a cross-validation record that has them (older policies do not)."""
+    """A cross-validation record's tokens, shown as ' (N tokens)'; nothing for an older
+    record, which has none."""
     return f" ({checked[key]:,.0f} tokens)" if key in checked else ""
 
 

@@ -213,9 +213,9 @@ def cross_validate(
     }
     fixed_names: dict[int, list[str]] = defaultdict(list)
 
-    def made(rows: list[Row]) -> Policy:
+    def made(subset: list[Row]) -> Policy:
         return make_policy(
-            rows, bins=bins, pilot=pilot, models={}, made_with={}, shrink=shrink, rule=rule
+            subset, bins=bins, pilot=pilot, models={}, made_with={}, shrink=shrink, rule=rule
         )
 
     for fold in range(folds):
