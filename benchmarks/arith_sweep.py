@@ -31,7 +31,8 @@ def arith_sweep(
     """The stored results of `strategies` at `budgets` on the first `problems` test
     problems (none of the others the folder may hold), run first (what is not stored
     yet) unless `run` is false."""
-    if run and not _stored(out, strategies, budgets, problems, difficulty_samples):
+    ids = {p.id for p in arith_task("test", problems).problems}
+    if run and not _stored(out, strategies, budgets, ids, difficulty_samples):
         config = EvalConfig(
             tasks=("arith",),
             strategies=tuple(strategies),
@@ -47,7 +48,6 @@ def arith_sweep(
     table: Table = {}
     if not (out / "results.sqlite").exists():
         return table
-    ids = _ids(problems)
     with Store(out / "results.sqlite") as store:
         for row in store.rows():
             if row.problem in ids:
@@ -55,22 +55,18 @@ def arith_sweep(
     return table
 
 
-def _ids(problems: int) -> set[str]:
-    """The ids of the first `problems` arith test problems."""
-    return {p.id for p in arith_task("test", problems).problems}
-
-
 def _stored(
     out: Path,
     strategies: Sequence[StrategySpec],
     budgets: tuple[int, ...],
-    problems: int,
+    ids: set[str],
     difficulty_samples: int,
 ) -> bool:
-    """Whether `out` holds every result (seed 0) and difficulty estimate asked for."""
+    """Whether `out` holds every result (seed 0) and difficulty estimate asked for, on the
+    problems `ids`. (`Sweep.remaining` says the same, but opening a `Sweep` refuses a
+    request smaller than what its folder holds, and loads the models.)"""
     if not (out / "results.sqlite").exists():
         return False
-    ids = _ids(problems)
     with Store(out / "results.sqlite") as store:
         if difficulty_samples and not ids <= set(store.difficulty("arith")):
             return False

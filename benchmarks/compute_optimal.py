@@ -272,16 +272,16 @@ def report(args, policy: Policy, forced: list[str], table, shares, same) -> None
         "\n2. at equal N: accuracy and generated tokens per problem; compute_optimal's "
         "accuracy minus each one's (points, paired 95% bootstrap interval)"
     )
-    labels = [f"compute_optimal[force={f}]" for f in forced] + [*BASELINES]
+    # (what the line says, the stored label)
+    labels = [(f, f"compute_optimal[force={f}]") for f in forced]
+    labels += [(f"plain {name}", name) for name in BASELINES]
     for budget in POLICY_BUDGETS:
         if not have("compute_optimal", budget):
             print(f"  N={budget}: compute_optimal not measured yet")
             continue
         co = data("compute_optimal", budget)
         print(f"  N={budget}: compute_optimal {co[:, 0].mean():.3f} ({co[:, 1].mean():.0f} tokens)")
-        for label in labels:
-            shown = label.replace("compute_optimal[force=", "")[:-1] if "[" in label else label
-            shown = shown if "[" in label else f"plain {shown}"
+        for shown, label in labels:
             if not have(label, budget):
                 print(f"    {shown:<26} not measured yet")
                 continue

@@ -37,6 +37,9 @@ FORMAT = "ponder-compute-optimal/1"
 # How a pilot is read: its answer agreement averaged with the verifier's mean score, or, for
 # models served without a verifier, its agreement alone.
 READINGS = ("agreement+verifier", "agreement")
+# How `ponder calibrate` keeps one configuration per (budget, bin): the best estimate, or the
+# fewest generated tokens within one standard error of it (ponder.evaluation.calibrate).
+RULES = ("best", "one-se")
 
 
 @dataclass(frozen=True, slots=True)

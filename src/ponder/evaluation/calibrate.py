@@ -28,6 +28,7 @@ from ponder.evaluation.runner import Progress, Sweep
 from ponder.evaluation.store import Row, Store
 from ponder.policy import (
     READINGS,
+    RULES,
     Configuration,
     Entry,
     Policy,
@@ -63,7 +64,6 @@ def candidate_specs(
 # estimate for one bin: a bin of 20 problems is then trusted about two thirds.
 DEFAULT_SHRINK = 10.0
 DEFAULT_FOLDS = 5
-RULES = ("best", "one-se")
 DEFAULT_RULE = RULES[0]
 
 
