@@ -1,14 +1,18 @@
 """The numbers of compute-optimal scaling, on the arith test split (never used for calibration).
 
     python benchmarks/compute_optimal.py [--problems 200] [--runs runs/bench-compute-optimal]
-        [--policy FILE] [--bootstrap 1000] [--no-run]
+        [--kept benchmarks/results/compute-optimal] [--policy FILE] [--bootstrap 1000] [--no-run]
+
+The measurement is kept in the repository (`--kept`: each stage's results without their
+candidates, `arith_sweep.keep`), so a fresh checkout prints the numbers with `--no-run`
+and resumes what an earlier machine left unfinished; `--runs` holds the working stores.
 
 Runs (resumably, through the evaluation harness, into `--runs`), in this order,
 the cheapest and most needed first:
 - baselines: majority and weighted majority at N = 1, 2, 4, ..., 128 (sample reuse);
 - policy-DIGEST: `compute_optimal` following the policy at N = 4, 16, 64;
 - adaptive: adaptive voting at N = 16 and 64, at confidence 0.9, 0.95 and 0.99;
-- allocated-DIGEST-K.json: `compute_optimal` with one total of K x problems samples
+- allocated-DIGEST-K.json (in `--kept`): `compute_optimal` with one total of K x problems samples
   shared by the pilots' readings (`run_allocated`), K = 16 and 11;
 - configurations/NAME: every configuration the policy was calibrated with, each forced
   behind the same pilot, at N = 4, 16, 64; where the policy chose one configuration at
@@ -127,6 +131,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--problems", type=int, default=200)
     parser.add_argument("--runs", type=Path, default=Path("runs/bench-compute-optimal"))
+    parser.add_argument(
+        "--kept",
+        type=Path,
+        default=Path(__file__).parent / "results" / "compute-optimal",
+        help="where the measurement is kept, to commit (default: %(default)s)",
+    )
     parser.add_argument("--policy", type=Path, default=embedded_policy_file())
     parser.add_argument("--bootstrap", type=int, default=1000)
     parser.add_argument(
@@ -164,7 +174,7 @@ def main() -> None:
     for folder, specs, budgets in sweeps:
         if specs is None:
             for per_problem in budgets:
-                path = args.runs / f"allocated-{digest}-{per_problem}.json"
+                path = args.kept / f"allocated-{digest}-{per_problem}.json"
                 shares[per_problem] = allocated(
                     path, args, args.policy, own, per_problem * args.problems
                 )
@@ -177,11 +187,23 @@ def main() -> None:
                 left = tuple(n for n in budgets if (f, n) not in same)
                 if not left:
                     continue
-                out = args.runs / folder / f.replace(":", "_")
-                pooled |= arith_sweep(out, [spec], left, args.problems, run=not args.no_run)
+                where = Path(folder) / f.replace(":", "_")
+                pooled |= arith_sweep(
+                    args.runs / where,
+                    [spec],
+                    left,
+                    args.problems,
+                    run=not args.no_run,
+                    kept=args.kept / where,
+                )
         else:
             pooled |= arith_sweep(
-                args.runs / folder, specs, budgets, args.problems, run=not args.no_run
+                args.runs / folder,
+                specs,
+                budgets,
+                args.problems,
+                run=not args.no_run,
+                kept=args.kept / folder,
             )
     report(args, policy, forced, pooled, shares, same)
 

@@ -120,6 +120,30 @@ def test_a_different_configuration_in_the_same_folder_is_refused(ponder_cli, uni
     assert stored(uninterrupted) == before
 
 
+def test_a_run_made_in_another_checkout_resumes_but_not_with_other_models(
+    ponder_cli, uninterrupted, tmp_path
+):
+    """A run's folder names its models' folders by path; moved to a checkout elsewhere (or
+    made there), the same models are at another path and the run still resumes. A model
+    whose files differ is another run."""
+    out = tmp_path / "moved"
+    shutil.copytree(uninterrupted, out)
+    before = stored(out)
+    config = json.loads((out / "config.json").read_text())
+    for identity in config["models"].values():
+        identity["path"] = "/elsewhere/checkout/" + Path(identity["path"]).name
+    (out / "config.json").write_text(json.dumps(config))
+    done = run(ponder_cli, "eval", *SWEEP, "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    assert stored(out) == before  # resumed: everything was stored, nothing redone
+
+    config["models"]["generator"]["sha256_of_files"] = "0" * 16
+    (out / "config.json").write_text(json.dumps(config))
+    done = run(ponder_cli, "eval", *SWEEP, "--out", str(out))
+    assert done.returncode == 1
+    assert "differs in models" in done.stderr and "Traceback" not in done.stderr
+
+
 def test_a_run_extends_with_more_strategies_and_budgets(ponder_cli, uninterrupted, tmp_path):
     out = tmp_path / "extended"
     shutil.copytree(uninterrupted, out)

@@ -15,6 +15,11 @@ from typing import Any
 PORTABLE = ("name", "sha256_of_files")
 
 
+def portable(identity: dict[str, Any]) -> dict[str, Any]:
+    """The parts of an `identify` answer that are the same on every machine."""
+    return {key: identity[key] for key in PORTABLE if key in identity}
+
+
 def identify(model: Any, folder: str | Path | None = None) -> dict[str, Any]:
     """A generator's or verifier's name and, when it has a local folder (its own, else
     `folder`: a served model's config folder), that folder's `fingerprint`."""

@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from ponder.errors import ConfigError
-from ponder.identity import PORTABLE
 from ponder.identity import identify as full_identity
+from ponder.identity import portable
 
 FORMAT = "ponder-compute-optimal/1"
 # How a pilot is read: its answer agreement averaged with the verifier's mean score, or, for
@@ -71,8 +71,7 @@ class Configuration:
 def identify(model: Any) -> dict[str, Any]:
     """What identifies a generator or verifier for a policy: its name and folder fingerprint,
     the parts of `ponder.identity.identify` that are the same on every machine."""
-    identity = full_identity(model)
-    return {key: identity[key] for key in PORTABLE if key in identity}
+    return portable(full_identity(model))
 
 
 @dataclass(frozen=True, slots=True)

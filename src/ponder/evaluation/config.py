@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ponder.errors import ConfigError
+from ponder.identity import portable
 from ponder.strategies.registry import parse_params, strategy_class
 from ponder.tasks import TASKS, Problem
 from ponder.tasks.files import BUILDERS, FileFields, grading, is_data_file
@@ -182,6 +183,9 @@ class EvalConfig:
         of the same thing, and every result stored stays valid.
         """
         mine, theirs = self.to_dict(), other.to_dict()
+        # A model is the same wherever its folder lies (a checkout or run moved elsewhere).
+        for d in (mine, theirs):
+            d["models"] = {role: portable(identity) for role, identity in d["models"].items()}
         return [
             k
             for k in mine

@@ -96,27 +96,6 @@ CREATE TABLE IF NOT EXISTS difficulty (
 );
 """
 
-RESULT_COLUMNS = (
-    "task",
-    "strategy",
-    "budget",
-    "seed",
-    "problem",
-    "correct",
-    "answer",
-    "gold",
-    "samples",
-    "right_samples",
-    "prompt_tokens",
-    "generated_tokens",
-    "verifier_tokens",
-    "flops",
-    "wall_seconds",
-    "reused",
-    "stopped_by_budget",
-    "record",
-)
-
 
 @dataclass(frozen=True, slots=True)
 class Difficulty:
