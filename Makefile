@@ -77,7 +77,7 @@ bench: $(VENV)/.installed
 # The embedded models' measured targets (the numbers in their model cards): the policy, the
 # verifier as a judge (checks before verdicts, its default reading) and as a PRM (one pass);
 # `make bench-testbed`: what they make of search against voting (resumable, runs/bench-testbed).
-# What `ponder serve` adds to a request, what call sharing buys, streaming latency (~5 min).
+# What `ponder serve` adds to a request, what call sharing buys, streaming latency (~6 min).
 bench-serve: $(VENV)/.installed vllm
 	$(VENV)/bin/python benchmarks/serve.py
 

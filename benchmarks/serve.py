@@ -1,10 +1,18 @@
 """What `ponder serve` costs and what it buys, measured in one run on this machine.
 
-    python benchmarks/serve.py [--requests 60] [--skip-vllm]
+    python benchmarks/serve.py [--requests 320] [--skip-vllm] [--vllm-cpus 0]
+        [--load-beside {upstream,ponder}]
 
 Starts, on 127.0.0.1, a vLLM server (from .venv-vllm, without chunked prefill)
 serving the embedded arith policy, a ponder server routed to it, and a ponder
-server on the embedded default (local models). Then prints:
+server on the embedded default (local models). vLLM runs on its own CPUs (the
+first half of this machine's, or `--vllm-cpus`) and ponder's relay on the
+others, as if the upstream had hardware of its own, as a GPU server has: left
+to share all cores, vLLM on CPU keeps them busy and ponder's process waits for
+one (its wait is printed). The load (the clients) runs beside the upstream by
+default: its work is then in both paths alike, and what ponder adds is ponder's
+own; `--load-beside ponder` puts it on ponder's CPUs instead, the harsher
+setting. Then prints:
 
 1. Overhead for `single`: the same request (the prompt ponder renders, greedy,
    the same max_tokens) sent to vLLM directly and through ponder, interleaved,
@@ -14,9 +22,8 @@ server on the embedded default (local models). Then prints:
    CPU that the servers share with it. Also printed: the CPU time ponder's server
    process used, and how long it waited, runnable, for a CPU (Linux schedstat).
    The same again in front of a stand-in upstream that answers after 300 ms
-   without using the CPU (`stand_in_upstream.py`): on a 2-core machine vLLM on
-   CPU takes the cores ponder needs, and only behind the stand-in is what ponder
-   adds its own work alone.
+   without using the CPU (`stand_in_upstream.py`, on the upstream's CPUs): what
+   ponder adds without the noise of vLLM's own timing.
 2. Sharing: 16 `beam_search:4` requests one after another against the same 16
    sent at once (local models; target: at once <= 0.5x the time).
 3. Streaming: a streamed `beam_search:16` request's time to its first chunk
@@ -58,8 +65,14 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def process(
-    command: list[str], health: str, log: Path, env: dict[str, str] | None = None
+    command: list[str],
+    health: str,
+    log: Path,
+    env: dict[str, str] | None = None,
+    cpus: list[int] | None = None,
 ) -> Iterator[subprocess.Popen]:
+    if cpus is not None:
+        command = ["taskset", "--cpu-list", ",".join(map(str, cpus)), *command]
     with log.open("wb") as out:
         proc = subprocess.Popen(
             command,
@@ -89,14 +102,17 @@ def ponder(port: int, *flags: str) -> list[str]:
     return [sys.executable, "-m", "ponder.cli", "serve", "--port", str(port), *flags]
 
 
-def relay(upstream: str, port: int, log: Path) -> contextlib.AbstractContextManager:
-    """A ponder server on `port` for the embedded policy served at `upstream`, no verifier."""
+def relay(
+    upstream: str, port: int, log: Path, cpus: list[int]
+) -> contextlib.AbstractContextManager:
+    """A ponder server on `port` (on `cpus`) for the embedded policy served at `upstream`,
+    no verifier."""
     from ponder.models import embedded_policy
 
     policy = str(embedded_policy())
     flags = ["--model", upstream, "--served-model", "arith-policy", "--format", policy]
     flags += ["--model-config", policy, "--verifier", "none", "--max-concurrent", "64"]
-    return process(ponder(port, *flags), f"http://127.0.0.1:{port}/health", log)
+    return process(ponder(port, *flags), f"http://127.0.0.1:{port}/health", log, cpus=cpus)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -167,17 +183,27 @@ def schedstat(pid: int) -> tuple[float, float]:
     return ran / 1e9, waited / 1e9
 
 
-def measure_overhead(upstream: str, via: str, server: int, requests: int) -> None:
-    for clients in (1, 16):
-        ran, waited = schedstat(server)
-        direct, through = asyncio.run(overhead(upstream, via, requests, clients))
-        now_ran, now_waited = schedstat(server)
-        label = "sequential" if clients == 1 else f"{clients} concurrent clients"
-        report_overhead(label, direct, through)
-        print(
-            f"    ponder's server: {1000 * (now_ran - ran) / len(through):.2f} ms of CPU per "
-            f"request; waited for a CPU {now_waited - waited:.1f} s in all"
-        )
+def measure_overhead(upstream: str, via: str, server: int, requests: int, cpus: list[int]) -> None:
+    """Sequential and 16 concurrent clients, the load on `cpus`."""
+    everywhere = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, cpus)
+    try:
+        for clients in (1, 16):
+            measure_clients(upstream, via, server, requests, clients)
+    finally:
+        os.sched_setaffinity(0, everywhere)
+
+
+def measure_clients(upstream: str, via: str, server: int, requests: int, clients: int) -> None:
+    ran, waited = schedstat(server)
+    direct, through = asyncio.run(overhead(upstream, via, requests, clients))
+    now_ran, now_waited = schedstat(server)
+    label = "sequential" if clients == 1 else f"{clients} concurrent clients"
+    report_overhead(label, direct, through)
+    print(
+        f"    ponder's server: {1000 * (now_ran - ran) / len(through):.2f} ms of CPU per "
+        f"request; waited for a CPU {now_waited - waited:.1f} s in all"
+    )
 
 
 def report_overhead(label: str, direct: list[float], through: list[float]) -> None:
@@ -235,9 +261,30 @@ def streaming(base: str) -> tuple[float, float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=60, help="per path, for the overhead")
+    parser.add_argument(
+        "--requests",
+        type=int,
+        default=320,
+        help="per path, for the overhead (a p99 of fewer than ~300 is close to the maximum)",
+    )
     parser.add_argument("--skip-vllm", action="store_true", help="only parts 1b, 2 and 3")
+    parser.add_argument(
+        "--vllm-cpus",
+        help="the CPUs vLLM runs on, e.g. 0 or 0-3 (default: the first half of this "
+        "machine's); ponder's relays run on the others",
+    )
+    parser.add_argument(
+        "--load-beside",
+        choices=("upstream", "ponder"),
+        default="upstream",
+        help="whose CPUs the clients share (default: %(default)s)",
+    )
     args = parser.parse_args()
+    cpus = sorted(os.sched_getaffinity(0))
+    half = cpus[: max(1, len(cpus) // 2)]
+    upstream_cpus = parse_cpus(args.vllm_cpus) if args.vllm_cpus else half
+    relay_cpus = [c for c in cpus if c not in upstream_cpus] or cpus
+    load_cpus = upstream_cpus if args.load_beside == "upstream" else relay_cpus
     from ponder.models import embedded_policy
 
     policy = str(embedded_policy())
@@ -252,26 +299,39 @@ def main() -> None:
                 "--port", str(vllm_port), "--dtype", "float32", "--max-model-len", "512",
                 "--enforce-eager", "--no-enable-chunked-prefill",
             ]  # fmt: skip
-            env = {"HF_HUB_OFFLINE": "1", "VLLM_NO_USAGE_STATS": "1", "VLLM_CPU_KVCACHE_SPACE": "1"}
+            env = {
+                "HF_HUB_OFFLINE": "1",
+                "VLLM_NO_USAGE_STATS": "1",
+                "VLLM_CPU_KVCACHE_SPACE": "1",
+                "VLLM_CPU_OMP_THREADS_BIND": ",".join(map(str, upstream_cpus)),
+            }
             print("starting vLLM (about a minute) ...", file=sys.stderr)
-            stack.enter_context(
-                process(vllm, f"http://127.0.0.1:{vllm_port}/health", logs / "vllm.log", env)
-            )
+            health = f"http://127.0.0.1:{vllm_port}/health"
+            stack.enter_context(process(vllm, health, logs / "vllm.log", env, upstream_cpus))
             vllm_url = f"http://127.0.0.1:{vllm_port}/v1"
-            server = stack.enter_context(relay(vllm_url, via_port, logs / "ponder-vllm.log"))
+            server = stack.enter_context(
+                relay(vllm_url, via_port, logs / "ponder-vllm.log", relay_cpus)
+            )
             via = f"http://127.0.0.1:{via_port}/v1"
-            print(f"1. overhead of ponder serve for single, against vLLM directly (logs: {logs})")
-            measure_overhead(vllm_url, via, server.pid, args.requests)
+            print(
+                f"1. overhead of ponder serve for single, against vLLM directly (vLLM on CPUs "
+                f"{upstream_cpus}, ponder on {relay_cpus}, the load on {load_cpus}; logs: {logs})"
+            )
+            measure_overhead(vllm_url, via, server.pid, args.requests, load_cpus)
         with contextlib.ExitStack() as stand_in:
             port, via_port = free_port(), free_port()
             command = [sys.executable, str(ROOT / "benchmarks" / "stand_in_upstream.py"), str(port)]
+            health = f"http://127.0.0.1:{port}/health"
             stand_in.enter_context(
-                process(command, f"http://127.0.0.1:{port}/health", logs / "stand-in.log")
+                process(command, health, logs / "stand-in.log", cpus=upstream_cpus)
             )
             url = f"http://127.0.0.1:{port}/v1"
-            server = stand_in.enter_context(relay(url, via_port, logs / "ponder-stand-in.log"))
+            server = stand_in.enter_context(
+                relay(url, via_port, logs / "ponder-stand-in.log", relay_cpus)
+            )
             print("1b. the same against a stand-in upstream that answers after 300 ms, CPU-free")
-            measure_overhead(url, f"http://127.0.0.1:{via_port}/v1", server.pid, args.requests)
+            via = f"http://127.0.0.1:{via_port}/v1"
+            measure_overhead(url, via, server.pid, args.requests, load_cpus)
         local_port = free_port()
         local = ponder(local_port, "--max-concurrent", "16")
         base = f"http://127.0.0.1:{local_port}"
@@ -288,6 +348,15 @@ def main() -> None:
             f"  first chunk {first:.3f} s, first round of progress {progress:.2f} s, total "
             f"{total:.2f} s: progress/total {progress / total:.2f} (target <= 0.25)"
         )
+
+
+def parse_cpus(text: str) -> list[int]:
+    """CPUs as taskset lists them: "0", "0,2", "0-3"."""
+    found: list[int] = []
+    for part in text.split(","):
+        low, _, high = part.partition("-")
+        found.extend(range(int(low), int(high or low) + 1))
+    return found
 
 
 if __name__ == "__main__":

@@ -343,10 +343,22 @@ def test_a_body_that_is_not_json_is_a_400(server):
 
 
 def test_metrics_count_requests_by_model_strategy_and_status(server):
+    before = metric(server, "ponder_rejected_total", reason="invalid")
     client(server).chat.completions.create(model="arith@single", messages=ask())
+    with pytest.raises(openai.BadRequestError):
+        client(server).chat.completions.create(model="arith@no_such_strategy", messages=ask())
     assert metric(server, "ponder_requests_total", strategy="single", status="200") >= 1
     assert metric(server, "ponder_generated_tokens_total", strategy="single") > 0
-    assert metric(server, "ponder_rejected_total", reason="invalid") >= 1
+    assert metric(server, "ponder_rejected_total", reason="invalid") == before + 1
+
+
+def test_start_up_is_out_of_the_garbage_collectors_reach(server):
+    """`ponder serve` freezes what start-up made (so full collections stay short) and says
+    so in /metrics, beside the process's CPU, memory and collections."""
+    assert metric(server, "ponder_gc_frozen_objects") > 10_000
+    assert metric(server, "process_resident_memory_bytes") > 10_000_000
+    assert metric(server, "process_cpu_seconds_total") > 0
+    assert metric(server, "python_gc_collections_total", generation="0") > 0
 
 
 def test_the_api_key_is_required_except_for_health(guarded):

