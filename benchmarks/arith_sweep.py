@@ -15,6 +15,7 @@ sampling, and resumes a measurement that an earlier machine left unfinished.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -113,7 +114,7 @@ def keep(out: Path, kept: Path) -> None:
     for name, items in ((ROWS, slim), (DIFFICULTY, [asdict(d) for d in estimates])):
         if not items:
             continue
-        part = kept / f"{name}.part"
+        part = kept / f"{name}.{os.getpid()}.part"  # two processes may keep one folder
         part.write_text("".join(json.dumps(item) + "\n" for item in items), encoding="utf-8")
         part.replace(kept / name)
 
@@ -136,6 +137,11 @@ def restore(kept: Path, out: Path) -> None:
     with Store(out / STORE_FILE) as store:
         groups = {(r.task, r.strategy, r.budget, r.seed) for r in rows}
         have = {(*g, p) for g in groups for p in store.done(*g)}
-        store.add((row, None) for row in rows if row.key not in have)
+        missing = [(row, None) for row in rows if row.key not in have]
         known = store.difficulty("arith")
-        store.add_difficulty(d for d in estimates if d.problem not in known)
+        unknown = [d for d in estimates if d.problem not in known]
+        # Nothing written when nothing is missing: another process may be running this folder.
+        if missing:
+            store.add(missing)
+        if unknown:
+            store.add_difficulty(unknown)

@@ -2,6 +2,7 @@
 
     python benchmarks/compute_optimal.py [--problems 200] [--runs runs/bench-compute-optimal]
         [--kept benchmarks/results/compute-optimal] [--policy FILE] [--bootstrap 1000] [--no-run]
+        [--stages baselines,policy,adaptive,allocated,configurations,extended]
 
 The measurement is kept in the repository (`--kept`: each stage's results without their
 candidates, `arith_sweep.keep`), so a fresh checkout prints the numbers with `--no-run`
@@ -18,7 +19,13 @@ the cheapest and most needed first:
   behind the same pilot, at N = 4, 16, 64; where the policy chose one configuration at
   the whole budget for every problem, its run at that N is that configuration's forced
   run (the same pilot, seeds and calls) and is not run again;
-- baselines again at N = 256 and 512, so that their curve reaches past compute_optimal's tokens.
+- extended: the baselines again at N = 256 and 512, so that their curve reaches past
+  compute_optimal's tokens.
+
+`--stages` runs only the stages named (the report still reads every stage stored). Two
+processes with disjoint stages can run at once, e.g. `baselines,extended` and
+`policy,adaptive,allocated,configurations` (configurations after policy: it reuses the
+policy's runs).
 
 Then prints, from what is stored (`--no-run`: only that, while a run goes on):
 1. compute-efficiency ratio: the generated tokens the better baseline needs to
@@ -69,6 +76,7 @@ ADAPTIVE_BUDGETS = (16, 64)
 CONFIDENCES = ("0.9", "0.95", "0.99")  # 0.95: adaptive's default
 ALLOCATED_TOTALS = (16, 11)  # samples per problem on average: N=16's, and 31% fewer
 SHARED = {"max_tokens": "256"}
+STAGES = ("baselines", "policy", "adaptive", "allocated", "configurations", "extended")
 
 
 def adaptive_spec(confidence: str) -> StrategySpec:
@@ -93,17 +101,21 @@ def arrays(table: Table, strategy: str, budget: int, problems: list[str]) -> np.
     )
 
 
-def allocated(path: Path, args, policy_file: Path, own: dict[str, str], total: int) -> dict:
-    """`compute_optimal` over all the problems with one total budget (`run_allocated`), kept
-    in `path` (one allocation is one unit of work: rerun whole if it was cut off)."""
+def allocated(
+    path: Path, run: bool, policy_file: Path, own: dict[str, str], problems: int, per_problem: int
+) -> dict:
+    """`compute_optimal` over the first `problems` with one total budget of `per_problem` x
+    problems samples (`run_allocated`), kept in `path` (one allocation is one unit of
+    work: rerun whole if it was cut off); run first unless `run` is false."""
     import json
 
     if path.exists():
         return json.loads(path.read_text())
-    if args.no_run:
+    if not run:
         return {}
+    total = per_problem * problems
     generator = TransformersGenerator(embedded_policy())
-    task = arith_task("test", args.problems)
+    task = arith_task("test", problems)
     strategy = make_strategy("compute_optimal", generator, task, load_verifier(), own, seed=0)
     start = time.perf_counter()
     results = strategy.run_allocated(list(task.problems), total)
@@ -142,7 +154,16 @@ def main() -> None:
     parser.add_argument(
         "--no-run", action="store_true", help="print what is stored so far; run nothing"
     )
+    parser.add_argument(
+        "--stages",
+        type=lambda text: text.split(","),
+        default=list(STAGES),
+        help=f"the stages to run, of {','.join(STAGES)} (default: all)",
+    )
     args = parser.parse_args()
+    unknown = set(args.stages) - set(STAGES)
+    if unknown:
+        parser.error(f"unknown stages {sorted(unknown)}; choose from {','.join(STAGES)}")
     policy = Policy.load(args.policy)
     # Every candidate it was calibrated with, whether chosen anywhere or not.
     forced = list(policy.made_with.get("candidates") or map(str, policy.configurations()))
@@ -160,23 +181,26 @@ def main() -> None:
         )
         for f in forced
     ]
+    # (stage, folder, strategies, budgets), in the order they run
     sweeps = [
-        ("baselines", baseline_specs, BASELINE_BUDGETS),
-        (f"policy-{digest}", [StrategySpec("compute_optimal", own)], POLICY_BUDGETS),
-        ("adaptive", [adaptive_spec(c) for c in CONFIDENCES], ADAPTIVE_BUDGETS),
-        ("allocated", None, ALLOCATED_TOTALS),
-        ("configurations", forced_specs, POLICY_BUDGETS),
-        ("baselines", baseline_specs, BASELINE_BUDGETS + EXTENDED_BUDGETS),
+        ("baselines", "baselines", baseline_specs, BASELINE_BUDGETS),
+        ("policy", f"policy-{digest}", [StrategySpec("compute_optimal", own)], POLICY_BUDGETS),
+        ("adaptive", "adaptive", [adaptive_spec(c) for c in CONFIDENCES], ADAPTIVE_BUDGETS),
+        ("allocated", "", None, ALLOCATED_TOTALS),
+        ("configurations", "configurations", forced_specs, POLICY_BUDGETS),
+        ("extended", "baselines", baseline_specs, BASELINE_BUDGETS + EXTENDED_BUDGETS),
     ]
+    assert [stage for stage, *_ in sweeps] == list(STAGES)
     pooled: Table = {}
     shares: dict[int, dict] = {}
     same: set[tuple[str, int]] = set()
-    for folder, specs, budgets in sweeps:
+    for stage, folder, specs, budgets in sweeps:
+        run = not args.no_run and stage in args.stages
         if specs is None:
             for per_problem in budgets:
                 path = args.kept / f"allocated-{digest}-{per_problem}.json"
                 shares[per_problem] = allocated(
-                    path, args, args.policy, own, per_problem * args.problems
+                    path, run, args.policy, own, args.problems, per_problem
                 )
         elif folder == "configurations":
             same = policy_is_forced(pooled, forced, args.problems)
@@ -193,7 +217,7 @@ def main() -> None:
                     [spec],
                     left,
                     args.problems,
-                    run=not args.no_run,
+                    run=run,
                     kept=args.kept / where,
                 )
         else:
@@ -202,7 +226,7 @@ def main() -> None:
                 specs,
                 budgets,
                 args.problems,
-                run=not args.no_run,
+                run=run,
                 kept=args.kept / folder,
             )
     report(args, policy, forced, pooled, shares, same)
@@ -242,6 +266,9 @@ def report(args, policy: Policy, forced: list[str], table, shares, same) -> None
         return arrays(table, strategy, budget, problems)
 
     reach = [b for b in BASELINE_BUDGETS + EXTENDED_BUDGETS if all(have(n, b) for n in BASELINES)]
+    if not reach:
+        print("nothing measured yet: the baselines come first (some are stored)")
+        return
     measured = {name: [data(name, b) for b in reach] for name in BASELINES}
 
     def curve(name, pick, spent):
