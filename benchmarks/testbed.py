@@ -1,6 +1,10 @@
 """Does the embedded testbed show what the papers report? Search against voting, every strategy.
 
     python benchmarks/testbed.py [--problems 200] [--runs runs/bench-testbed]
+        [--kept benchmarks/results/testbed]
+
+The measurement is kept in the repository (`--kept`, as `arith_sweep.keep` writes it): a
+fresh checkout prints it without running again, and resumes a run left unfinished.
 
 Runs (resumably, through the evaluation harness, into `--runs`), on the first
 `problems` problems of the arith test split (never used in training or
@@ -49,9 +53,19 @@ AT = 8
 SHARED = {"max_tokens": "256"}
 
 
-def sweep(out: Path, names: Sequence[str], budgets: tuple[int, ...], problems: int) -> Table:
+def sweep(
+    runs: Path,
+    kept: Path,
+    folder: str,
+    names: Sequence[str],
+    budgets: tuple[int, ...],
+    problems: int,
+) -> Table:
+    """`names` at `budgets` in `runs / folder`, kept in `kept / folder`."""
     specs = [StrategySpec(name, dict(SHARED)) for name in names]
-    return arith_sweep(out, specs, budgets, problems, difficulty_samples=16)
+    return arith_sweep(
+        runs / folder, specs, budgets, problems, difficulty_samples=16, kept=kept / folder
+    )
 
 
 def ci(
@@ -65,13 +79,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--problems", type=int, default=200)
     parser.add_argument("--runs", type=Path, default=Path("runs/bench-testbed"))
+    parser.add_argument(
+        "--kept",
+        type=Path,
+        default=Path(__file__).parent / "results" / "testbed",
+        help="where the measurement is kept, to commit (default: %(default)s)",
+    )
     args = parser.parse_args()
 
-    table = sweep(args.runs / "curves", CURVES, CURVE_BUDGETS, args.problems)
+    table = sweep(args.runs, args.kept, "curves", CURVES, CURVE_BUDGETS, args.problems)
     others = [name for name in STRATEGIES if name not in (*CURVES, "compute_optimal")]
-    table |= sweep(args.runs / "all", others, (1, AT), args.problems)
+    table |= sweep(args.runs, args.kept, "all", others, (1, AT), args.problems)
     try:  # it follows the shipped policy, which must have been calibrated for these models
-        table |= sweep(args.runs / "compute_optimal", ["compute_optimal"], (AT,), args.problems)
+        table |= sweep(
+            args.runs, args.kept, "compute_optimal", ["compute_optimal"], (AT,), args.problems
+        )
     except PonderError as exc:
         print(f"compute_optimal left out: {exc}")
     with Store(args.runs / "curves" / "results.sqlite") as store:
