@@ -22,6 +22,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from ponder.evaluation import EvalConfig, Store, StrategySpec, Sweep
+from ponder.evaluation.progress import RichProgress
 from ponder.evaluation.runner import CONFIG_FILE, STORE_FILE, load_config
 from ponder.evaluation.store import Difficulty, Row
 from ponder.sync import run_sync
@@ -55,7 +56,7 @@ def arith_sweep(
                 limit=problems,
                 difficulty_samples=difficulty_samples,
             )
-            runner = Sweep(config, out)
+            runner = Sweep(config, out, progress=RichProgress())
             try:
                 run_sync(runner.run())
             finally:
