@@ -162,8 +162,11 @@ async def overhead(vllm: str, via: str, requests: int, clients: int) -> tuple[li
     per_client = max(1, requests // clients)
 
     async def client(c: int) -> None:
+        # Request k * clients + c: at each step the clients ask different problems, half
+        # of them ponder first (with c * per_client + k, 20 requests a client made all 16
+        # ask the same problem in the same order at the same moment).
         for k in range(per_client):
-            await one(c * per_client + k)
+            await one(k * clients + c)
 
     await one(0)  # warm both paths
     direct.clear()
