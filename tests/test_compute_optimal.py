@@ -322,6 +322,32 @@ def test_a_model_is_known_by_its_defining_files_not_its_card(tmp_path):
     assert fingerprint(folder)["sha256_of_files"] != before
 
 
+def test_weights_retrained_in_the_same_shape_are_another_model(models, task, tmp_path):
+    """Same file names and sizes, other bytes: a policy calibrated for the old weights is
+    refused; one recorded before weights were sampled (no sha256_of_weights) is not."""
+    generator, prm = models
+    folder = tmp_path / "arith-policy"
+    shutil.copytree(embedded_policy(), folder)
+    before = fingerprint(folder)
+    weights = folder / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[len(data) // 2] ^= 0x01  # one bit of one weight, in the middle of the file
+    weights.write_bytes(bytes(data))
+    after = fingerprint(folder)
+    assert after["sha256_of_files"] == before["sha256_of_files"]
+    assert after["sha256_of_weights"] != before["sha256_of_weights"]
+
+    retrained = TransformersGenerator(folder)
+    path = tmp_path / "policy.json"
+    policy({"generator": identify(generator), "verifier": identify(prm)}).save(path)
+    with pytest.raises(ConfigError, match="calibrated for the generator 'arith-policy'"):
+        make_strategy("compute_optimal", retrained, task, prm, {"policy": str(path)})
+    older = {k: v for k, v in identify(generator).items() if k != "sha256_of_weights"}
+    policy({"generator": older, "verifier": identify(prm)}).save(path)
+    kept = make_strategy("compute_optimal", retrained, task, prm, {"policy": str(path)})
+    assert kept.policy is not None
+
+
 def test_without_a_verifier_the_pilot_is_read_by_its_agreement_alone(models, task, tmp_path):
     from ponder.strategies.registry import needs_verifier
 

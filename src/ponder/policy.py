@@ -31,7 +31,7 @@ from typing import Any
 
 from ponder.errors import ConfigError
 from ponder.identity import identify as full_identity
-from ponder.identity import portable
+from ponder.identity import portable, same_model
 
 FORMAT = "ponder-compute-optimal/1"
 # How a pilot is read: its answer agreement averaged with the verifier's mean score, or, for
@@ -213,7 +213,7 @@ class Policy:
         for role, model in roles:
             want = self.models.get(role)
             have = identify(model) if model is not None else None
-            if want != have:
+            if not same_model(want, have):
                 where = self.made_with.get("path", "this policy")
                 raise ConfigError(
                     f"{where} was calibrated for the {role} {_describe(want)}, not "

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ponder.errors import ConfigError
-from ponder.identity import portable
+from ponder.identity import same_model
 from ponder.strategies.registry import parse_params, strategy_class
 from ponder.tasks import TASKS, Problem
 from ponder.tasks.files import BUILDERS, FileFields, grading, is_data_file
@@ -184,15 +184,17 @@ class EvalConfig:
         """
         mine, theirs = self.to_dict(), other.to_dict()
         # A model is the same wherever its folder lies (a checkout or run moved elsewhere).
-        for d in (mine, theirs):
-            d["models"] = {role: portable(identity) for role, identity in d["models"].items()}
+        models = mine.pop("models"), theirs.pop("models")
+        same = models[0].keys() == models[1].keys() and all(
+            same_model(identity, models[1][role]) for role, identity in models[0].items()
+        )
         return [
             k
             for k in mine
             if k not in EXECUTION_ONLY
             and mine[k] != theirs[k]
             and not (k in EXTENSIBLE and all(v in theirs[k] for v in mine[k]))
-        ]
+        ] + ([] if same else ["models"])
 
 
 def parse_shard(text: str) -> tuple[int, int]:
