@@ -340,8 +340,10 @@ def test_weights_retrained_in_the_same_shape_are_another_model(models, task, tmp
     retrained = TransformersGenerator(folder)
     path = tmp_path / "policy.json"
     policy({"generator": identify(generator), "verifier": identify(prm)}).save(path)
-    with pytest.raises(ConfigError, match="calibrated for the generator 'arith-policy'"):
+    with pytest.raises(ConfigError, match="calibrated for the generator 'arith-policy'") as no:
         make_strategy("compute_optimal", retrained, task, prm, {"policy": str(path)})
+    message = str(no.value)  # it names both weights
+    assert before["sha256_of_weights"] in message and after["sha256_of_weights"] in message
     older = {k: v for k, v in identify(generator).items() if k != "sha256_of_weights"}
     policy({"generator": older, "verifier": identify(prm)}).save(path)
     kept = make_strategy("compute_optimal", retrained, task, prm, {"policy": str(path)})

@@ -279,8 +279,11 @@ def _load(source: Path, mtime_ns: int, size: int) -> Policy:
 def _describe(identity: dict[str, Any] | None) -> str:
     if identity is None:
         return "(none)"
-    sha = identity.get("sha256_of_files")
-    return f"{identity['name']!r}" + (f" (files {sha})" if sha else "")
+    files, weights = identity.get("sha256_of_files"), identity.get("sha256_of_weights")
+    shown = ", ".join(
+        f"{what} {sha}" for what, sha in (("files", files), ("weights", weights)) if sha
+    )
+    return f"{identity['name']!r}" + (f" ({shown})" if shown else "")
 
 
 def bin_of(edges: tuple[float, ...], reading: float) -> int:
