@@ -103,21 +103,32 @@ def keep(out: Path, kept: Path) -> None:
     """Write the run in `out` to the folder `kept`: its configuration, and its results and
     difficulty estimates a JSON line each, in key order (so that a diff shows what a run
     added). A result keeps its columns and its strategy's `details`; its candidates and
-    search trace stay in the store."""
+    search trace stay in the store.
+
+    `kept` holds a part of this store already (`restore` leaves the store a superset of
+    it), and stored results are never changed, only added: where the counts agree there
+    is nothing new, and the store's records (every candidate, as JSON) are not read."""
     if not (out / STORE_FILE).exists():
         return
+    kept.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(out / CONFIG_FILE, kept / CONFIG_FILE)
     with Store(out / STORE_FILE) as store:
+        stored = store.count(), len(store.difficulty("arith"))
+        if stored == (_lines(kept / ROWS), _lines(kept / DIFFICULTY)):
+            return
         rows = sorted(store.rows(), key=lambda row: row.key)
         estimates = sorted(store.difficulty("arith").values(), key=lambda d: d.problem)
     slim = [{**asdict(row), "record": {"details": row.record.get("details", {})}} for row in rows]
-    kept.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(out / CONFIG_FILE, kept / CONFIG_FILE)
     for name, items in ((ROWS, slim), (DIFFICULTY, [asdict(d) for d in estimates])):
         if not items:
             continue
         part = kept / f"{name}.{os.getpid()}.part"  # two processes may keep one folder
         part.write_text("".join(json.dumps(item) + "\n" for item in items), encoding="utf-8")
         part.replace(kept / name)
+
+
+def _lines(path: Path) -> int:
+    return path.read_text().count("\n") if path.exists() else 0
 
 
 def restore(kept: Path, out: Path) -> None:

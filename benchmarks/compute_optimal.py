@@ -193,6 +193,13 @@ def main() -> None:
         ("extended", "baselines", baseline_specs, BASELINE_BUDGETS + EXTENDED_BUDGETS),
     ]
     assert [stage for stage, *_ in sweeps] == list(STAGES)
+
+    def sweep(where: Path, specs: list[StrategySpec], budgets: tuple[int, ...], run: bool):
+        """A stage's sweep in its working store `--runs/where`, kept in `--kept/where`."""
+        return arith_sweep(
+            args.runs / where, specs, budgets, args.problems, run=run, kept=args.kept / where
+        )
+
     pooled: Table = {}
     shares: dict[int, dict] = {}
     same: set[tuple[str, int]] = set()
@@ -213,24 +220,9 @@ def main() -> None:
                 left = tuple(n for n in budgets if (f, n) not in same)
                 if not left:
                     continue
-                where = Path(folder) / f.replace(":", "_")
-                pooled |= arith_sweep(
-                    args.runs / where,
-                    [spec],
-                    left,
-                    args.problems,
-                    run=run,
-                    kept=args.kept / where,
-                )
+                pooled |= sweep(Path(folder) / f.replace(":", "_"), [spec], left, run)
         else:
-            pooled |= arith_sweep(
-                args.runs / folder,
-                specs,
-                budgets,
-                args.problems,
-                run=run,
-                kept=args.kept / folder,
-            )
+            pooled |= sweep(Path(folder), specs, budgets, run)
     report(args, policy, forced, pooled, shares, same)
 
 
