@@ -20,7 +20,7 @@ import statistics
 from collections import defaultdict
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from ponder.errors import ConfigError
 from ponder.evaluation.config import EvalConfig, StrategySpec, strategy_specs
@@ -65,6 +65,17 @@ def candidate_specs(
 DEFAULT_SHRINK = 10.0
 DEFAULT_FOLDS = 5
 DEFAULT_RULE = RULES[0]
+
+
+class _Option(NamedTuple):
+    """One configuration measured at one budget, for one bin. Compared as a tuple, the
+    best is the most accurate, then the cheapest, then the larger budget (the same
+    cost measured: fewer samples were not needed)."""
+
+    accuracy: float
+    saved: float  # minus the generated tokens, so that max prefers the cheaper
+    budget: int
+    configuration: str
 
 
 def make_policy(
@@ -128,19 +139,18 @@ def make_policy(
         for b in range(1, len(edges) + 2):
             if (budget, b) not in estimated:
                 raise ConfigError(f"no calibration results for budget {budget}, bin {b}")
-            # Every (configuration, budget) up to this one; on a tie the cheaper, then
-            # the larger budget (the same cost measured: fewer samples were not needed).
-            options = [
-                (est[0], -tokens_in[(under, b)][c], under, c)
+            options = [  # every (configuration, budget) up to this one
+                _Option(est[0], -tokens_in[(under, b)][c], under, c)
                 for under in budgets
                 if under <= budget
                 for c, est in estimated.get((under, b), {}).items()
             ]
-            accuracy, _, spend, best = max(options)
+            chosen = max(options)
             if rule == "one-se":  # the cheapest within one standard error of the best
-                floor = accuracy - estimated[(spend, b)][best][1]
-                near = [o for o in options if o[0] >= floor]
-                accuracy, _, spend, best = max(near, key=lambda o: (o[1], o[0], o[2], o[3]))
+                floor = chosen.accuracy - estimated[(chosen.budget, b)][chosen.configuration][1]
+                near = [o for o in options if o.accuracy >= floor]
+                chosen = max(near, key=lambda o: (o.saved, o.accuracy, o.budget, o.configuration))
+            accuracy, spend, best = chosen.accuracy, chosen.budget, chosen.configuration
             problems = len(members[(budget, b)])  # seeds repeat a problem
             choices.append(
                 Entry(
