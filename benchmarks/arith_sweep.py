@@ -97,13 +97,15 @@ def _stored(
 
 
 ROWS, DIFFICULTY = "rows.jsonl", "difficulty.jsonl"
+KEPT_RECORD = ("details", "cost")  # what a kept result holds of its record
 
 
 def keep(out: Path, kept: Path) -> None:
     """Write the run in `out` to the folder `kept`: its configuration, and its results and
     difficulty estimates a JSON line each, in key order (so that a diff shows what a run
-    added). A result keeps its columns and its strategy's `details`; its candidates and
-    search trace stay in the store.
+    added). A result keeps its columns, its strategy's `details` and its full `cost` (the
+    verifier's generated tokens are there only); its candidates and search trace stay in
+    the store.
 
     `kept` holds a part of this store already (`restore` leaves the store a superset of
     it), and stored results are never changed, only added: where the counts agree there
@@ -114,17 +116,30 @@ def keep(out: Path, kept: Path) -> None:
     shutil.copyfile(out / CONFIG_FILE, kept / CONFIG_FILE)
     with Store(out / STORE_FILE) as store:
         stored = store.count(), len(store.difficulty("arith"))
-        if stored == (_lines(kept / ROWS), _lines(kept / DIFFICULTY)):
+        if stored == (_lines(kept / ROWS), _lines(kept / DIFFICULTY)) and _complete(kept / ROWS):
             return
         rows = sorted(store.rows(), key=lambda row: row.key)
         estimates = sorted(store.difficulty("arith").values(), key=lambda d: d.problem)
-    slim = [{**asdict(row), "record": {"details": row.record.get("details", {})}} for row in rows]
+    slim = [
+        {**asdict(row), "record": {k: row.record[k] for k in KEPT_RECORD if k in row.record}}
+        for row in rows
+    ]
     for name, items in ((ROWS, slim), (DIFFICULTY, [asdict(d) for d in estimates])):
         if not items:
             continue
         part = kept / f"{name}.{os.getpid()}.part"  # two processes may keep one folder
         part.write_text("".join(json.dumps(item) + "\n" for item in items), encoding="utf-8")
         part.replace(kept / name)
+
+
+def _complete(rows: Path) -> bool:
+    """Whether the kept rows hold all of `KEPT_RECORD` (those kept before `cost` was do not:
+    they are written again from the store)."""
+    if not rows.exists():
+        return True
+    with rows.open(encoding="utf-8") as lines:
+        first = lines.readline()
+    return not first or set(KEPT_RECORD) <= json.loads(first)["record"].keys()
 
 
 def _lines(path: Path) -> int:

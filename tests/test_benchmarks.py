@@ -12,7 +12,7 @@ import pytest
 from ponder.evaluation import StrategySpec
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
-from arith_sweep import ROWS, arith_sweep
+from arith_sweep import ROWS, arith_sweep, keep
 
 MAJORITY = StrategySpec("majority", {"max_tokens": "160"})
 
@@ -26,6 +26,7 @@ def summary(table) -> dict:
             row.generated_tokens,
             row.flops,
             row.record.get("details"),
+            row.record.get("cost"),  # the verifier's generated tokens are only there
         )
         for (label, budget), rows in table.items()
         for problem, row in rows.items()
@@ -39,6 +40,7 @@ def test_a_kept_measurement_is_restored_elsewhere_and_extends_there(tmp_path):
     lines = [json.loads(line) for line in (kept / ROWS).read_text().splitlines()]
     assert len(lines) == 2 * 3
     assert all("candidates" not in line["record"] for line in lines)  # the store keeps those
+    assert all(line["record"]["cost"]["generated_tokens"] > 0 for line in lines)
 
     # A fresh checkout: no store, only what was kept.
     elsewhere = tmp_path / "elsewhere"
@@ -59,3 +61,15 @@ def test_kept_results_of_other_models_are_refused(tmp_path):
     (kept / "config.json").write_text(json.dumps(config))
     with pytest.raises(SystemExit, match="different models"):
         arith_sweep(tmp_path / "here", [MAJORITY], (1,), 2, kept=kept)
+
+
+def test_results_kept_without_their_cost_are_written_again(tmp_path):
+    kept, here = tmp_path / "kept", tmp_path / "here"
+    arith_sweep(here, [MAJORITY], (1,), 2, kept=kept)
+    lines = [json.loads(line) for line in (kept / ROWS).read_text().splitlines()]
+    for line in lines:  # as kept before a result's cost was
+        del line["record"]["cost"]
+    (kept / ROWS).write_text("".join(json.dumps(line) + "\n" for line in lines))
+    keep(here, kept)
+    again = [json.loads(line) for line in (kept / ROWS).read_text().splitlines()]
+    assert [line["record"]["cost"]["samples"] for line in again] == [1, 1]
