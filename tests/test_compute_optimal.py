@@ -11,7 +11,7 @@ import subprocess
 import pytest
 
 from ponder import ConfigError, run_sync
-from ponder.evaluation.calibrate import cross_validate, make_policy
+from ponder.evaluation.calibrate import choose_rules, cross_validate, make_policy
 from ponder.evaluation.store import Row
 from ponder.generators.transformers import TransformersGenerator
 from ponder.identity import fingerprint
@@ -181,6 +181,30 @@ def test_the_one_se_rule_keeps_the_cheapest_configuration_within_one_standard_er
     assert one_se.made_with["rule"] == "one-se" and best.made_with["rule"] == "best"
     with pytest.raises(ConfigError, match="unknown rule"):
         make_policy(rows, bins=2, pilot=4, models={}, made_with={}, rule="cheapest")
+
+
+def test_auto_chooses_each_budgets_rule_by_held_out_accuracy_then_tokens():
+    rows = []
+    for i in range(20):  # one-se keeps majority on easy problems and is as accurate held out
+        rows += [
+            row(f"e{i}", "majority", 8, i < 17, 0.9, 100),
+            row(f"e{i}", "revision", 8, i < 18, 0.9, 300),
+            row(f"h{i}", "majority", 8, i < 10, 0.1, 100),
+            row(f"h{i}", "revision", 8, i < 18, 0.1, 300),
+        ]
+    chosen, checked = choose_rules(rows, bins=2, pilot=4, shrink=0)
+    assert checked["best"][8]["policy"] == checked["one-se"][8]["policy"] == 0.875
+    assert checked["one-se"][8]["policy_tokens"] < checked["best"][8]["policy_tokens"]
+    assert chosen == {8: "one-se"}
+    rows = []
+    for i in range(20):  # held out, majority (within one standard error) loses problems
+        rows += [
+            row(f"e{i:02d}", "majority", 8, i >= 4, 0.9, 100),
+            row(f"e{i:02d}", "revision", 8, i >= 2, 0.9, 300),
+        ]
+    chosen, checked = choose_rules(rows, bins=1, pilot=4, shrink=0)
+    assert (checked["best"][8]["policy"], checked["one-se"][8]["policy"]) == (0.9, 0.8)
+    assert chosen == {8: "best"}
 
 
 def test_cross_validation_scores_the_policy_on_problems_it_was_not_made_from():
@@ -385,7 +409,7 @@ def test_calibrate_then_solve_and_eval_with_the_policy(ponder_cli, tmp_path):
     calibrate = subprocess.run(
         [*ponder_cli, "calibrate", "--limit", "6", "--budgets", "4,6", "--strategies",
          "majority,weighted_majority", "--param", "max_tokens=160", "--bins", "2",
-         "--rule", "one-se", "--out", str(out), "--no-progress"],
+         "--rule", "auto", "--out", str(out), "--no-progress"],
         capture_output=True, text=True, timeout=900,
     )  # fmt: skip
     assert calibrate.returncode == 0, calibrate.stderr
@@ -396,7 +420,12 @@ def test_calibrate_then_solve_and_eval_with_the_policy(ponder_cli, tmp_path):
     assert "N=4:" in calibrate.stdout and "N=6:" in calibrate.stdout
     # Its own accuracy on problems it was not made from, and every choice's uncertainty.
     assert "cross-validated (5 folds, 6 problems): policy" in calibrate.stdout
-    assert "tokens)" in calibrate.stdout and made.made_with["rule"] == "one-se"
+    # --rule auto: per budget, the rule whose policy did better held out, with both scores.
+    assert set(made.made_with["rule"]) == {"4", "6"}
+    assert set(made.made_with["rule"].values()) <= {"best", "one-se"}
+    assert set(made.made_with["rule_chosen_from"]) == {"best", "one-se"}
+    assert f"  rule: {made.made_with['rule']['6']} (held out: best " in calibrate.stdout
+    assert "tokens)" in calibrate.stdout
     checked = made.made_with["cross_validated"]["6"]
     assert 0 <= checked["policy"] <= 1 and checked["fixed"] in ("majority", "weighted_majority")
     assert all(e.stderr is not None and e.raw_accuracy is not None for e in made.table[6])

@@ -253,10 +253,11 @@ def _eval_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[
     )
     cal.add_argument(
         "--rule",
-        choices=RULES,
+        choices=(*RULES, "auto"),
         default=RULES[0],
         help="per (budget, bin), keep the best estimated accuracy (default) or, with one-se, "
-        "the fewest generated tokens within one standard error of the best",
+        "the fewest generated tokens within one standard error of the best; auto: the rule "
+        "whose policy cross-validates better on these problems (the cheaper on a tie)",
     )
 
 
@@ -432,6 +433,14 @@ def _calibrate(args: argparse.Namespace) -> int:
                 f"{cv['best_fixed']:.3f}{_tokens(cv, 'fixed_tokens')}; "
                 f"in-sample {cv['in_sample']:.3f}"
             )
+        compared = policy.made_with.get("rule_chosen_from")
+        if compared:  # --rule auto: each rule's policy held out at this budget
+            scores = ", ".join(
+                f"{rule} {by[str(budget)]['policy']:.3f} at {by[str(budget)]['policy_tokens']:.0f} "
+                "tokens"
+                for rule, by in compared.items()
+            )
+            print(f"  rule: {policy.made_with['rule'][str(budget)]} (held out: {scores})")
     return 0
 
 

@@ -10,15 +10,17 @@ as 64 the policy spends 16. Which one is the `rule`'s choice: "best", the best
 estimated accuracy (the fewest generated tokens on a tie), or "one-se", the fewest
 generated tokens among those whose estimate is within one standard error of the
 best's (Breiman et al.'s one-standard-error rule: a difference the calibration
-cannot tell from noise does not buy a costlier configuration).
+cannot tell from noise does not buy a costlier configuration). `calibrate` also takes
+"auto": per budget, the rule whose policy cross-validates better there on the
+calibration problems, the cheaper on a tie.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import statistics
 from collections import defaultdict
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -267,6 +269,31 @@ def cross_validate(
     return report
 
 
+AUTO = "auto"  # a rule chosen by cross-validation (`choose_rule`)
+
+
+def choose_rules(
+    rows: list[Row], *, bins: int, pilot: int, shrink: float, folds: int = DEFAULT_FOLDS
+) -> tuple[dict[int, str], dict[str, dict[int, dict[str, Any]]]]:
+    """Per budget, the rule whose policy is the more accurate there on problems it was
+    not made from (`cross_validate`), the cheaper on a tie; and each rule's
+    cross-validation. A budget's row of a policy depends on the results at that budget
+    and below only, so each budget may follow its own rule. The choice is made on the
+    calibration problems alone: no test result picks it."""
+    checked = {
+        rule: cross_validate(rows, bins=bins, pilot=pilot, shrink=shrink, folds=folds, rule=rule)
+        for rule in RULES
+    }
+    budgets = sorted(checked[RULES[0]])
+    return {
+        budget: max(
+            RULES,
+            key=lambda r: (checked[r][budget]["policy"], -checked[r][budget]["policy_tokens"]),
+        )
+        for budget in budgets
+    }, checked
+
+
 def _best_fixed(rows: list[Row], budget: int) -> str:
     """The configuration with the best accuracy at `budget` over `rows` (first by name on ties)."""
     by: dict[str, list[float]] = defaultdict(list)
@@ -315,7 +342,13 @@ def calibrate(
 
     if any(s.name != NAME or "force" not in s.params for s in config.strategies):
         raise ConfigError("a calibration sweep runs compute_optimal forced to each candidate")
-    sweep = Sweep(replace(config, difficulty_samples=0), runs, progress=progress)
+    if rule == AUTO and folds < 2:  # refused before the sweep, not after it
+        raise ConfigError(
+            f"--rule auto chooses by cross-validation: it needs --folds >= 2, not {folds}"
+        )
+    if rule not in (*RULES, AUTO):
+        raise ConfigError(f"unknown rule {rule!r}: one of {', '.join((*RULES, AUTO))}")
+    sweep = Sweep(dataclasses.replace(config, difficulty_samples=0), runs, progress=progress)
     try:
         run_sync(sweep.run())
         verifier = sweep.verifier
@@ -342,22 +375,46 @@ def calibrate(
         "date": datetime.date.today().isoformat(),
     }
     problems = made_with["problems"]
-    if folds > 1 and problems >= folds:
-        made_with["cross_validated"] = {
-            str(b): v
-            for b, v in cross_validate(
-                rows, bins=bins, pilot=pilot, shrink=shrink, folds=folds, rule=rule
-            ).items()
+
+    def made(rule: str) -> Policy:
+        return make_policy(
+            rows,
+            bins=bins,
+            pilot=pilot,
+            models=models,
+            made_with=made_with,
+            shrink=shrink,
+            reading=reading,
+            rule=rule,
+        )
+
+    if rule == AUTO:
+        if problems < folds:
+            raise ConfigError(
+                f"--rule auto chooses by cross-validation over {folds} folds: {problems} "
+                "problems are too few (give more, or fewer --folds)"
+            )
+        rules, checked = choose_rules(rows, bins=bins, pilot=pilot, shrink=shrink, folds=folds)
+        made_with["rule_chosen_from"] = {
+            r: {str(b): {k: v[k] for k in ("policy", "policy_tokens")} for b, v in cv.items()}
+            for r, cv in checked.items()
         }
-    policy = make_policy(
-        rows,
-        bins=bins,
-        pilot=pilot,
-        models=models,
-        made_with=made_with,
-        shrink=shrink,
-        reading=reading,
-        rule=rule,
-    )
+        made_with["cross_validated"] = {str(b): checked[r][b] for b, r in rules.items()}
+        each = {r: made(r) for r in set(rules.values())}
+        some = next(iter(each.values()))
+        policy = dataclasses.replace(
+            some,
+            table={b: each[r].table[b] for b, r in rules.items()},
+            made_with={**some.made_with, "rule": {str(b): r for b, r in rules.items()}},
+        )
+    else:
+        if folds > 1 and problems >= folds:
+            made_with["cross_validated"] = {
+                str(b): v
+                for b, v in cross_validate(
+                    rows, bins=bins, pilot=pilot, shrink=shrink, folds=folds, rule=rule
+                ).items()
+            }
+        policy = made(rule)
     policy.save(out)
     return policy
