@@ -256,8 +256,8 @@ def _eval_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[
         choices=(*RULES, "auto"),
         default=RULES[0],
         help="per (budget, bin), keep the best estimated accuracy (default) or, with one-se, "
-        "the fewest generated tokens within one standard error of the best; auto: the rule "
-        "whose policy cross-validates better on these problems (the cheaper on a tie)",
+        "the fewest generated tokens within one standard error of the best; auto: per budget, "
+        "the rule whose policy cross-validates better there (the cheaper on a tie)",
     )
 
 

@@ -269,7 +269,7 @@ def cross_validate(
     return report
 
 
-AUTO = "auto"  # a rule chosen by cross-validation (`choose_rule`)
+AUTO = "auto"  # each budget's rule chosen by cross-validation (`choose_rules`)
 
 
 def choose_rules(
