@@ -25,7 +25,8 @@ the cheapest and most needed first:
 `--stages` runs only the stages named (the report still reads every stage stored). Two
 processes with disjoint stages can run at once, e.g. `baselines,extended` and
 `policy,adaptive,allocated,configurations` (configurations after policy: it reuses the
-policy's runs): each keeps about one core busy (the tiny models leave the work to Python).
+policy's runs): each keeps about one core busy (py-spy on the same sweeps in testbed.py: 95% in the
+models' forward passes, whose small matrices torch does not spread well over two threads).
 Give each one thread, `OMP_NUM_THREADS=1`: on 2 cores, two such processes did the same work
 in 41 s against 55 s with torch's default threads, which only wait for each other.
 
