@@ -4,6 +4,7 @@ calibration end to end."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -12,6 +13,7 @@ import pytest
 
 from ponder import ConfigError, run_sync
 from ponder.evaluation.calibrate import choose_rules, cross_validate, make_policy
+from ponder.evaluation.report import rule_text
 from ponder.evaluation.store import Row
 from ponder.generators.transformers import TransformersGenerator
 from ponder.identity import fingerprint
@@ -205,6 +207,14 @@ def test_auto_chooses_each_budgets_rule_by_held_out_accuracy_then_tokens():
     chosen, checked = choose_rules(rows, bins=1, pilot=4, shrink=0)
     assert (checked["best"][8]["policy"], checked["one-se"][8]["policy"]) == (0.9, 0.8)
     assert chosen == {8: "best"}
+
+
+def test_a_policy_made_with_a_rule_per_budget_says_so_in_the_report():
+    rows = [row(f"p{i}", "majority", n, True, 0.5) for i in range(4) for n in (4, 16)]
+    made = make_policy(rows, bins=1, pilot=4, models={}, made_with={}, rule="one-se")
+    assert rule_text(made) == "one-se"
+    auto = dataclasses.replace(made, made_with={"rule": {"16": "one-se", "4": "best"}})
+    assert rule_text(auto) == "auto, N=4 best, N=16 one-se"
 
 
 def test_cross_validation_scores_the_policy_on_problems_it_was_not_made_from():
