@@ -337,7 +337,7 @@ def test_the_report_shows_the_compute_optimal_policy_it_ran(ponder_cli, tmp_path
         assert all(f"{e.configuration}" in page for e in entries)
         cv = policy.made_with["cross_validated"][str(budget)]
         assert f"<td>{cv['policy']:.3f} / {cv['best_fixed']:.3f} ({cv['fixed']})</td>" in page
-    assert "rule: best" in page
+    assert "rule: auto, N=4 best, N=16 best, N=64 one-se" in page
 
 
 def test_bad_input_is_a_clear_error(ponder_cli, tmp_path):
