@@ -13,7 +13,6 @@ import pytest
 
 from ponder import ConfigError, run_sync
 from ponder.evaluation.calibrate import choose_rules, cross_validate, make_policy
-from ponder.evaluation.report import rule_text
 from ponder.evaluation.store import Row
 from ponder.generators.transformers import TransformersGenerator
 from ponder.identity import fingerprint
@@ -212,9 +211,9 @@ def test_auto_chooses_each_budgets_rule_by_held_out_accuracy_then_tokens():
 def test_a_policy_made_with_a_rule_per_budget_says_so_in_the_report():
     rows = [row(f"p{i}", "majority", n, True, 0.5) for i in range(4) for n in (4, 16)]
     made = make_policy(rows, bins=1, pilot=4, models={}, made_with={}, rule="one-se")
-    assert rule_text(made) == "one-se"
+    assert made.rule == "one-se"
     auto = dataclasses.replace(made, made_with={"rule": {"16": "one-se", "4": "best"}})
-    assert rule_text(auto) == "auto, N=4 best, N=16 one-se"
+    assert auto.rule == "auto, N=4 best, N=16 one-se"
 
 
 def test_cross_validation_scores_the_policy_on_problems_it_was_not_made_from():

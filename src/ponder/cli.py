@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 from ponder.errors import ConfigError, PonderError
-from ponder.policy import RULES
+from ponder.policy import AUTO, RULES
 from ponder.verifiers.base import KINDS
 
 MODEL_CONFIG_HELP = (
@@ -253,7 +253,7 @@ def _eval_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[
     )
     cal.add_argument(
         "--rule",
-        choices=(*RULES, "auto"),
+        choices=(*RULES, AUTO),
         default=RULES[0],
         help="per (budget, bin), keep the best estimated accuracy (default) or, with one-se, "
         "the fewest generated tokens within one standard error of the best; auto: per budget, "

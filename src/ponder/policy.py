@@ -40,6 +40,9 @@ READINGS = ("agreement+verifier", "agreement")
 # How `ponder calibrate` keeps one configuration per (budget, bin): the best estimate, or the
 # fewest generated tokens within one standard error of it (ponder.evaluation.calibrate).
 RULES = ("best", "one-se")
+# Or, with "auto", per budget the one whose policy cross-validates better there; the file then
+# records a rule per budget.
+AUTO = "auto"
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +143,15 @@ class Policy:
                     raise ConfigError(
                         f"budget {budget}: a choice cannot spend {choice.budget} samples"
                     )
+
+    @property
+    def rule(self) -> str:
+        """The rule its choices followed: one name, or with `--rule auto` one per budget."""
+        rule = self.made_with.get("rule", RULES[0])
+        if isinstance(rule, dict):
+            by_budget = sorted(rule.items(), key=lambda item: int(item[0]))
+            return f"{AUTO}, " + ", ".join(f"N={b} {r}" for b, r in by_budget)
+        return str(rule)
 
     @property
     def bins(self) -> int:

@@ -29,6 +29,7 @@ from ponder.evaluation.config import EvalConfig, StrategySpec, strategy_specs
 from ponder.evaluation.runner import Progress, Sweep
 from ponder.evaluation.store import Row, Store
 from ponder.policy import (
+    AUTO,
     READINGS,
     RULES,
     Configuration,
@@ -267,9 +268,6 @@ def cross_validate(
             "folds": folds,
         }
     return report
-
-
-AUTO = "auto"  # each budget's rule chosen by cross-validation (`choose_rules`)
 
 
 def choose_rules(

@@ -194,16 +194,6 @@ def policy_table(policy: Policy) -> list[list[str]]:
     return rows
 
 
-def rule_text(policy: Policy) -> str:
-    """The rule a policy's choices followed: one name, or with `--rule auto` one per budget."""
-    rule = policy.made_with.get("rule", "best")
-    if isinstance(rule, dict):
-        return "auto, " + ", ".join(
-            f"N={b} {r}" for b, r in sorted(rule.items(), key=lambda i: int(i[0]))
-        )
-    return str(rule)
-
-
 def _html_table(rows: list[list[str]]) -> str:
     head = "".join(f"<th>{html.escape(c)}</th>" for c in rows[0])
     body = "".join(
@@ -297,7 +287,7 @@ def _page(analysis: Analysis, figures: list[tuple[str, str, bytes]]) -> str:
             f"configuration <code>compute_optimal</code> runs for each budget N and bin of the "
             f"difficulty its {policy.pilot}-sample pilot predicts ({html.escape(policy.reading)} "
             "reading; bin 1 easiest), with its estimated accuracy ± standard error on the "
-            f"calibration problems (rule: {html.escape(rule_text(policy))}), "
+            f"calibration problems (rule: {html.escape(policy.rule)}), "
             "and its accuracy cross-validated on them. Its accuracy against each fixed "
             "strategy's, at equal budget "
             "and at equal FLOPs, is in the plots above.</p>" + _html_table(policy_table(policy))
