@@ -367,20 +367,33 @@ class _Job:
         return HTTPProblem(500, str(exc), "server_error")
 
     async def solve_watching(self, request: Request) -> Result:
-        """`solve`, cancelled when the client goes away (no model call starts after that)."""
-        solving = asyncio.ensure_future(self.solve())
+        """`solve`, cancelled when the client goes away (no model call starts after that).
+
+        It runs in the request's own task, which a watcher cancels on the disconnect (one
+        task a request, not two and an `asyncio.wait`: this is every request's path)."""
+        solving = asyncio.current_task()
+        assert solving is not None
+        gone = ended = False
+
+        def went_away(watcher: asyncio.Future[None]) -> None:
+            nonlocal gone
+            if not ended and not watcher.cancelled() and watcher.exception() is None:
+                gone = True
+                solving.cancel()
+
         watching = asyncio.ensure_future(_disconnected(request))
+        watching.add_done_callback(went_away)
         try:
-            await asyncio.wait({solving, watching}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            watching.cancel()
-        if not solving.done():
-            solving.cancel()
-            with contextlib.suppress(asyncio.CancelledError, HTTPProblem):
-                await solving
+            return await self.solve()
+        except asyncio.CancelledError:
+            if not gone:  # the server's own cancellation (it is stopping): not the client's
+                raise
+            solving.uncancel()
             self.state.metrics.finished(*self.labels, 499)
-            raise HTTPProblem(499, "the client went away", "cancelled")
-        return solving.result()
+            raise HTTPProblem(499, "the client went away", "cancelled") from None
+        finally:
+            ended = True  # a disconnect seen from now on cancels nothing
+            watching.cancel()
 
     def texts(self, result: Result) -> list[tuple[str, str]]:
         stops = self.body.stops()

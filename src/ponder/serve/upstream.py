@@ -28,7 +28,12 @@ from ponder.serve.protocol import PonderOptions
 from ponder.solve import default_format, question_task
 from ponder.strategies.base import BaseStrategy
 from ponder.strategies.batching import CoalescingGenerator, CoalescingVerifier
-from ponder.strategies.registry import make_strategy, needs_verifier, strategy_class
+from ponder.strategies.registry import (
+    make_strategy,
+    needs_verifier,
+    parse_params,
+    strategy_class,
+)
 from ponder.tasks import MATH_CHAT, MATH_RAW, PromptFormat, Task
 from ponder.tasks.base import PROMPT_FORMAT_FILE
 from ponder.types import Generation, Prompt
@@ -42,6 +47,7 @@ class Selection:
     strategy: str
     budget: int
     params: Mapping[str, str]
+    parsed: Any  # `params` as the strategy's parameter object, parsed once
 
 
 class Upstream:
@@ -133,27 +139,26 @@ class Upstream:
             )
         params = dict(self.route.params) if strategy == self.route.strategy else {}
         params.update({k: _text(v) for k, v in given.items()})
-        fields = {f.name for f in dataclasses.fields(cls.Params)}
+        fields = {f.name: f for f in dataclasses.fields(cls.Params)}
         for name, value in sampling.items():
             if value is not None and name in fields and name not in given:
                 params[name] = _text(value)
-        if "max_tokens" in fields:
-            default = int(cls.Params().max_tokens)
-            if "max_tokens" not in params and default > limits.max_tokens:
-                params["max_tokens"] = str(limits.max_tokens)  # unasked: within the cap
-            asked = int(params.get("max_tokens", default))
-            if asked > limits.max_tokens:
-                raise ConfigError(
-                    f"max_tokens {asked} is over this server's cap of {limits.max_tokens}"
-                )
+        unasked = "max_tokens" in fields and "max_tokens" not in params
+        if unasked and int(fields["max_tokens"].default) > limits.max_tokens:
+            params["max_tokens"] = str(limits.max_tokens)  # unasked: within the cap
         if strategy == "compute_optimal" and self.route.policy and "policy" not in params:
             params["policy"] = self.route.policy
-        if self.verifier is None and needs_verifier(strategy, params):
+        parsed = parse_params(strategy, params)
+        if "max_tokens" in fields and parsed.max_tokens > limits.max_tokens:
+            raise ConfigError(
+                f"max_tokens {parsed.max_tokens} is over this server's cap of {limits.max_tokens}"
+            )
+        if self.verifier is None and needs_verifier(strategy, parsed):
             raise ConfigError(
                 f"the {strategy} strategy needs a verifier, and model {self.route.name!r} is "
                 "served without one: choose a strategy that needs none (majority, single, ...)"
             )
-        return Selection(strategy, budget, params)
+        return Selection(strategy, budget, params, parsed)
 
     def strategy(
         self, selection: Selection, seed: int | None, extra: Mapping[str, Any]
@@ -164,7 +169,7 @@ class Upstream:
             generator = WithExtra(self.generator, SamplingParams(extra=extra).extra)
         verifier: Verifier | None = self.verifier
         return make_strategy(
-            selection.strategy, generator, self.task, verifier, selection.params, seed=seed
+            selection.strategy, generator, self.task, verifier, selection.parsed, seed=seed
         )
 
 
