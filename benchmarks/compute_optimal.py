@@ -18,9 +18,10 @@ the cheapest and most needed first:
 - configurations/NAME: every configuration the policy was calibrated with, each forced
   behind the same pilot, at N = 4, 16, 64; where the policy chose one configuration at
   the whole budget for every problem, its run at that N is that configuration's forced
-  run (the same pilot, seeds and calls) and is not run again;
-- extended: the baselines again at N = 256 and 512, so that their curve reaches past
-  compute_optimal's tokens.
+  run (the same pilot, seeds and calls) and is not run again; so is such a run of a
+  policy measured before (a `policy-DIGEST` folder kept beside this one's);
+- extended: the baselines again at N = 256, so that their curve reaches past
+  compute_optimal's tokens (at N = 16 and 64 its tokens are those of 39 and 76 samples).
 
 `--stages` runs only the stages named (the report still reads every stage stored). Two
 processes with disjoint stages can run at once, e.g. `baselines,extended` and
@@ -73,7 +74,9 @@ from ponder.verifiers import load_verifier
 
 BASELINES = ("majority", "weighted_majority")
 BASELINE_BUDGETS = (1, 2, 4, 8, 16, 32, 64, 128)
-EXTENDED_BUDGETS = (256, 512)  # measured late: the baselines reach past compute_optimal's tokens
+# Measured late: the baselines reach past compute_optimal's tokens. Majority was run at 512 as
+# well (0.795; kept, not read); weighted majority's judge made 512 cost 52 s a problem here.
+EXTENDED_BUDGETS = (256,)
 POLICY_BUDGETS = (4, 16, 64)
 ADAPTIVE_BUDGETS = (16, 64)
 CONFIDENCES = ("0.9", "0.95", "0.99")  # 0.95: adaptive's default
@@ -203,7 +206,7 @@ def main() -> None:
 
     pooled: Table = {}
     shares: dict[int, dict] = {}
-    same: set[tuple[str, int]] = set()
+    same: dict[tuple[str, int], tuple[str, dict]] = {}
     for stage, folder, specs, budgets in sweeps:
         run = not args.no_run and stage in args.stages
         if specs is None:
@@ -213,11 +216,21 @@ def main() -> None:
                     path, run, args.policy, own, args.problems, per_problem
                 )
         elif folder == "configurations":
-            same = policy_is_forced(pooled, forced, args.problems)
+            same = {
+                key: ("the policy chose it everywhere", pooled[("compute_optimal", key[1])])
+                for key in policy_is_forced(pooled, forced, args.problems, policy.pilot)
+            }
+            # A policy shipped before ran behind the same pilot, with the same seeds and calls:
+            # its run at N where it chose one configuration everywhere is that one's run too.
+            for earlier in sorted(args.kept.glob("policy-*")):
+                if earlier.name == f"policy-{digest}":
+                    continue
+                theirs = sweep(Path(earlier.name), [], POLICY_BUDGETS, run=False)
+                for key in policy_is_forced(theirs, forced, args.problems, policy.pilot):
+                    why = f"{earlier.name}'s, which chose it everywhere"
+                    same.setdefault(key, (why, theirs[("compute_optimal", key[1])]))
             for f, spec in zip(forced, forced_specs, strict=True):
-                pooled |= {
-                    (spec.label, n): pooled[("compute_optimal", n)] for g, n in same if g == f
-                }
+                pooled |= {(spec.label, n): rows for (g, n), (_, rows) in same.items() if g == f}
                 left = tuple(n for n in budgets if (f, n) not in same)
                 if not left:
                     continue
@@ -227,17 +240,21 @@ def main() -> None:
     report(args, policy, forced, pooled, shares, same)
 
 
-def policy_is_forced(table: Table, forced: list[str], problems: int) -> set[tuple[str, int]]:
-    """(configuration, N) where the policy's stored run at N chose that configuration at
-    the whole budget for every problem: the forced configuration's run would make the
-    same calls with the same seeds (`compute_optimal` runs it behind the same pilot
-    either way), so it is the same run."""
+def policy_is_forced(
+    table: Table, forced: list[str], problems: int, pilot: int
+) -> set[tuple[str, int]]:
+    """(configuration, N) where a policy's stored run at N, behind a pilot of `pilot`
+    samples, chose that configuration at the whole budget for every problem: the forced
+    configuration's run would make the same calls with the same seeds (`compute_optimal`
+    runs it behind the same pilot either way), so it is the same run."""
     same = set()
     for budget in POLICY_BUDGETS:
         rows = table.get(("compute_optimal", budget), {})
         if len(rows) < problems:
             continue
         details = [row.record.get("details", {}) for row in rows.values()]
+        if any(d.get("pilot") != pilot for d in details):
+            continue
         chosen = {(d.get("configuration"), d.get("spend")) for d in details}
         if len(chosen) == 1:
             [(configuration, spend)] = chosen
@@ -332,9 +349,8 @@ def report(args, policy: Policy, forced: list[str], table, shares, same) -> None
             d = data(label, budget)
             gained = co[:, 0] - d[:, 0]
             low, high = np.percentile([gained[p].mean() for p in draws], [2.5, 97.5])
-            mark = (
-                " (the same run: the policy chose it everywhere)" if (shown, budget) in same else ""
-            )
+            why = same.get((shown, budget))
+            mark = f" (the same run: {why[0]})" if why is not None else ""
             print(
                 f"    {shown:<26} {d[:, 0].mean():.3f} ({d[:, 1].mean():>5.0f} tokens): "
                 f"{100 * gained.mean():+.1f} [{100 * low:+.1f}, {100 * high:+.1f}]{mark}"

@@ -73,3 +73,28 @@ def test_results_kept_without_their_cost_are_written_again(tmp_path):
     keep(here, kept)
     again = [json.loads(line) for line in (kept / ROWS).read_text().splitlines()]
     assert [line["record"]["cost"]["samples"] for line in again] == [1, 1]
+
+
+def test_a_policy_run_that_chose_one_configuration_everywhere_stands_for_its_forced_run(
+    tmp_path,
+):
+    """On the kept measurement (benchmarks/results/compute-optimal): the policy shipped
+    before chose revision at the whole budget for every problem at N = 16 and 64, the one
+    shipped now only at N = 16 (at 64 it spends 16 in four bins); N = 4 is the pilot's own
+    vote; and a run behind another pilot stands for nothing."""
+    from compute_optimal import POLICY_BUDGETS, policy_is_forced
+
+    kept = Path(__file__).parents[1] / "benchmarks" / "results" / "compute-optimal"
+    forced = ["majority", "weighted_majority", "beam_search", "revision", "adaptive"]
+
+    def stored(digest: str):
+        folder = f"policy-{digest}"
+        return arith_sweep(
+            tmp_path / folder, [], POLICY_BUDGETS, 200, run=False, kept=kept / folder
+        )
+
+    before, now = stored("22fbc4380cde"), stored("f8ae48d5a1a1")
+    assert policy_is_forced(before, forced, 200, 4) == {("revision", 16), ("revision", 64)}
+    assert policy_is_forced(now, forced, 200, 4) == {("revision", 16)}
+    assert policy_is_forced(before, forced, 200, 8) == set()
+    assert policy_is_forced(before, forced, 201, 4) == set()  # not every problem measured
