@@ -106,8 +106,6 @@ class OpenAIGenerator:
             await self.connect()
         if params.temperature == 0:
             params = params.replace(n=1)  # servers refuse n > 1 with greedy decoding
-        if len(prompts) == 1:
-            return [await self._generate_one(prompts[0], params, 0)]
         return list(
             await asyncio.gather(*(self._generate_one(p, params, i) for i, p in enumerate(prompts)))
         )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Callable
-from typing import Any
 
 from prometheus_client import (
     GC_COLLECTOR,
@@ -29,9 +28,6 @@ class Metrics:
 
     def __init__(self, load: Callable[[], tuple[int, int]]) -> None:
         self.registry = CollectorRegistry()
-        self._answered: dict[tuple[str, ...], Any] = {}
-        self._spent: dict[tuple[str, ...], tuple[Any, ...]] = {}
-        self._called: dict[tuple[str, ...], tuple[Any, ...]] = {}
         labels = ("model", "strategy")
         self._requests = Counter(
             "ponder_requests", "Requests answered", (*labels, "status"), registry=self.registry
@@ -86,15 +82,8 @@ class Metrics:
         ).set_function(gc.get_freeze_count)
 
     def upstream_call(self, model: str, role: str, items: int) -> None:
-        key = (model, role)
-        if key not in self._called:
-            self._called[key] = (
-                self._upstream_calls.labels(*key),
-                self._upstream_items.labels(*key),
-            )
-        calls, sent = self._called[key]
-        calls.inc()
-        sent.inc(items)
+        self._upstream_calls.labels(model, role).inc()
+        self._upstream_items.labels(model, role).inc(items)
 
     def rejected(self, reason: str) -> None:
         self._rejected.labels(reason).inc()
@@ -107,31 +96,16 @@ class Metrics:
         result: Result | None = None,
         seconds: float | None = None,
     ) -> None:
-        # Each metric's child is looked up once per label values: `labels()` takes a lock
-        # and checks its arguments, and this is every request's path.
-        key = (model, strategy, str(status))
-        if key not in self._answered:
-            self._answered[key] = self._requests.labels(*key)
-        self._answered[key].inc()
+        self._requests.labels(model, strategy, str(status)).inc()
         if result is None:
             return
-        key = (model, strategy)
-        if key not in self._spent:
-            self._spent[key] = (
-                self._tokens.labels(*key),
-                self._verifier_tokens.labels(*key),
-                self._samples.labels(*key),
-                self._flops.labels(*key),
-                self._seconds.labels(*key),
-            )
-        tokens, verifier_tokens, samples, flops, timed = self._spent[key]
         cost = result.cost
-        tokens.inc(cost.generated_tokens)
-        verifier_tokens.inc(cost.verifier_tokens)
-        samples.inc(cost.samples)
-        flops.inc(cost.flops)
+        self._tokens.labels(model, strategy).inc(cost.generated_tokens)
+        self._verifier_tokens.labels(model, strategy).inc(cost.verifier_tokens)
+        self._samples.labels(model, strategy).inc(cost.samples)
+        self._flops.labels(model, strategy).inc(cost.flops)
         if seconds is not None:
-            timed.observe(seconds)
+            self._seconds.labels(model, strategy).observe(seconds)
 
     def render(self) -> str:
         return generate_latest(self.registry).decode()

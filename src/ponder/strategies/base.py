@@ -245,8 +245,8 @@ class BaseStrategy(ABC, Generic[P]):
         (`Run.on_sample`).
         """
         n, caps = budget_n(budget)
-        generator = _coalescing(self.generator)
-        verifier = _coalescing_verifier(self.verifier) if self.verifier is not None else None
+        generator = CoalescingGenerator.over(self.generator)
+        verifier = CoalescingVerifier.over(self.verifier) if self.verifier is not None else None
 
         async def one(index: int, problem: Problem) -> Result:
             observe = None if on_progress is None else functools.partial(on_progress, index)
@@ -259,8 +259,6 @@ class BaseStrategy(ABC, Generic[P]):
                 on_result(index, result)
             return result
 
-        if len(problems) == 1:  # one problem (a server's request): awaited here, not as a task
-            return [await one(0, problems[0])]
         return list(await asyncio.gather(*(one(i, p) for i, p in enumerate(problems))))
 
     def run_many(
@@ -321,18 +319,6 @@ class BaseStrategy(ABC, Generic[P]):
             chosen_node=choice.node,
             details=choice.details,
         )
-
-
-def _coalescing(generator: Generator) -> Generator:
-    """`generator` with concurrent calls merged, unless it merges them already (a server's
-    shared model: `ponder.serve.upstream`)."""
-    if isinstance(generator, CoalescingGenerator):
-        return generator
-    return CoalescingGenerator(generator)
-
-
-def _coalescing_verifier(verifier: Verifier) -> Verifier:
-    return verifier if isinstance(verifier, CoalescingVerifier) else CoalescingVerifier(verifier)
 
 
 def _score(candidate: Candidate) -> float:

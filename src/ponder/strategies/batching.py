@@ -154,6 +154,12 @@ class CoalescingGenerator(GeneratorWrapper):
         self._merge = merge
         self._coalescer: _Coalescer[Prompt, Generation] = _Coalescer(self._generate, in_flight)
 
+    @classmethod
+    def over(cls, inner: Generator) -> Generator:
+        """`inner` with concurrent calls merged: `inner` itself where it is a coalescing
+        generator already (a server's shared model, `ponder.serve.upstream`)."""
+        return inner if isinstance(inner, CoalescingGenerator) else cls(inner)
+
     async def generate(self, prompts: Sequence[Prompt], params: SamplingParams) -> list[Generation]:
         if not prompts:
             return []
@@ -196,6 +202,11 @@ class CoalescingVerifier:
         self._on_call = on_call
         self._merge = merge
         self._coalescer: _Coalescer[Solution, Verdict] = _Coalescer(self._score, in_flight)
+
+    @classmethod
+    def over(cls, inner: Verifier) -> Verifier:
+        """`inner` with concurrent calls merged (as `CoalescingGenerator.over`)."""
+        return inner if isinstance(inner, CoalescingVerifier) else cls(inner)
 
     @property
     def name(self) -> str:
